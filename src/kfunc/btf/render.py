@@ -1,0 +1,189 @@
+"""Render BTF types as C declarations, the way libbpf's btf_dump (and so
+``bpftool btf dump ... format c``) writes them.
+
+The declarator algorithm follows libbpf's ``btf_dump_emit_type_decl``: push the
+chain of types from the declared type down to a named base type, then unwind
+it, writing modifiers left of base types and right of pointers, and wrapping
+pointers to arrays and functions in parentheses. Anonymous structs, unions and
+enums are written as ``struct {...}`` instead of being inlined.
+"""
+
+from __future__ import annotations
+
+from kfunc.btf import types as t
+from kfunc.btf.parse import BTF
+from kfunc.errors import BTFError
+
+__all__ = ["declaration", "func_prototype", "ksym_extern", "type_name"]
+
+# Longest modifier/pointer/array chain and deepest function-pointer nesting
+# accepted before calling the BTF cyclic; real kernels stay far below.
+_MAX_CHAIN = 256
+_MAX_NESTING = 32
+
+_MODIFIERS = {t.Volatile: "volatile", t.Const: "const", t.Restrict: "restrict"}
+
+
+def declaration(btf: BTF, type_id: int, name: str = "") -> str:
+    """C declaration of ``name`` with type ``type_id``, e.g. ``char comm[16]``,
+    ``int (*cb)(void *)``; with no name, the type name (``const char *``)."""
+    out: list[str] = []
+    _Renderer(btf, out).decl(type_id, name, 0)
+    return "".join(out)
+
+
+def type_name(btf: BTF, type_id: int) -> str:
+    """The C name of a type, as in a cast: ``struct task_struct *``."""
+    return declaration(btf, type_id)
+
+
+def func_prototype(btf: BTF, func: t.Func) -> str:
+    """``u64 bpf_kfunc_call_test(u32 a, u64 b, u32 c, u64 d)``."""
+    return declaration(btf, func.type, func.name)
+
+
+def ksym_extern(btf: BTF, func: t.Func, weak: bool = False) -> str:
+    """The BPF-side declaration of a kfunc:
+    ``extern u64 bpf_kfunc_call_test(u32 a, u64 b, u32 c, u64 d) __ksym;``
+    (``__weak __ksym`` with ``weak``, as bpftool writes them into vmlinux.h)."""
+    attrs = "__weak __ksym" if weak else "__ksym"
+    return f"extern {func_prototype(btf, func)} {attrs};"
+
+
+class _Renderer:
+    def __init__(self, btf: BTF, out: list[str]) -> None:
+        self.btf = btf
+        self.out = out
+
+    def fail(self, type_id: int, what: str) -> BTFError:
+        return BTFError(
+            f"BTF {self.btf.name}: type [{type_id}]: {what}", offset=self.btf.offset_of(type_id)
+        )
+
+    def decl(self, type_id: int, fname: str, nesting: int) -> None:
+        if nesting > _MAX_NESTING:
+            raise self.fail(type_id, "function pointers nested too deep (cyclic BTF?)")
+        stack = []
+        cur = type_id
+        while True:
+            stack.append(cur)
+            if len(stack) > _MAX_CHAIN:
+                raise self.fail(type_id, "type chain too long (cyclic BTF?)")
+            if cur == 0:
+                break
+            typ = self.btf[cur]
+            if isinstance(typ, t.Ptr | t.Volatile | t.Const | t.Restrict | t.TypeTag | t.Array):
+                cur = typ.type
+            elif isinstance(typ, t.FuncProto):
+                cur = typ.return_type
+            elif isinstance(
+                typ, t.Int | t.Float | t.Struct | t.Union | t.Enum | t.Enum64 | t.Fwd | t.Typedef
+            ):
+                break
+            else:
+                raise self.fail(cur, f"a {type(typ).__name__} cannot appear in a declaration")
+        self.chain(stack, fname, nesting)
+
+    def emit_mods(self, stack: list[int]) -> None:
+        """Write the const/volatile/restrict that apply to the base type just popped."""
+        while stack:
+            word = _MODIFIERS.get(type(self.btf[stack[-1]]))
+            if word is None:
+                return
+            self.out.append(word + " ")
+            stack.pop()
+
+    def drop_mods(self, stack: list[int]) -> None:
+        """Drop qualifiers on arrays and functions, as libbpf does (GCC quirks)."""
+        while stack and type(self.btf[stack[-1]]) in _MODIFIERS:
+            stack.pop()
+
+    def emit_name(self, fname: str, last_was_ptr: bool) -> None:
+        if fname and not last_was_ptr:
+            self.out.append(" ")
+        self.out.append(fname)
+
+    def chain(self, stack: list[int], fname: str, nesting: int) -> None:
+        out = self.out
+        last_was_ptr = True
+        while stack:
+            type_id = stack.pop()
+            if type_id == 0:
+                self.emit_mods(stack)
+                out.append("void")
+                last_was_ptr = False
+                continue
+            typ = self.btf[type_id]
+            if isinstance(typ, t.Int | t.Float | t.Typedef):
+                self.emit_mods(stack)
+                out.append(typ.name)
+            elif isinstance(typ, t.Struct | t.Union | t.Fwd):
+                self.emit_mods(stack)
+                union = isinstance(typ, t.Union) or (isinstance(typ, t.Fwd) and typ.is_union)
+                keyword = "union" if union else "struct"
+                out.append(f"{keyword} {typ.name or '{...}'}")
+            elif isinstance(typ, t.Enum | t.Enum64):
+                self.emit_mods(stack)
+                out.append(f"enum {typ.name or '{...}'}")
+            elif isinstance(typ, t.Ptr):
+                out.append("*" if last_was_ptr else " *")
+            elif isinstance(typ, t.Volatile | t.Const | t.Restrict):
+                out.append(" " + _MODIFIERS[type(typ)])
+            elif isinstance(typ, t.TypeTag):
+                self.emit_mods(stack)
+                if typ.attribute:
+                    out.append(f" __attribute__(({typ.name}))")
+                else:
+                    out.append(f' __attribute__((btf_type_tag("{typ.name}")))')
+            elif isinstance(typ, t.Array):
+                self.array(typ, stack, fname, last_was_ptr, nesting)
+                return
+            else:
+                assert isinstance(typ, t.FuncProto)  # decl() admitted nothing else
+                self.func_proto(typ, stack, fname, last_was_ptr, nesting)
+                return
+            last_was_ptr = isinstance(typ, t.Ptr)
+        self.emit_name(fname, last_was_ptr)
+
+    def array(
+        self, typ: t.Array, stack: list[int], fname: str, last_was_ptr: bool, nesting: int
+    ) -> None:
+        self.drop_mods(stack)
+        if not stack:
+            self.emit_name(fname, last_was_ptr)
+            self.out.append(f"[{typ.nelems}]")
+            return
+        multidim = isinstance(self.btf[stack[-1]], t.Array)
+        if fname and not last_was_ptr:
+            self.out.append(" ")
+        if not multidim:
+            self.out.append("(")
+        self.chain(stack, fname, nesting)
+        if not multidim:
+            self.out.append(")")
+        self.out.append(f"[{typ.nelems}]")
+
+    def func_proto(
+        self, typ: t.FuncProto, stack: list[int], fname: str, last_was_ptr: bool, nesting: int
+    ) -> None:
+        out = self.out
+        self.drop_mods(stack)
+        if stack:
+            out.append(" (")
+            self.chain(stack, fname, nesting)
+            out.append(")")
+        else:
+            self.emit_name(fname, last_was_ptr)
+        params = typ.params
+        if not params or (len(params) == 1 and params[0].type == 0):
+            out.append("(void)")
+            return
+        out.append("(")
+        for n, param in enumerate(params):
+            if n:
+                out.append(", ")
+            if n == len(params) - 1 and param.type == 0:
+                out.append("...")
+                break
+            self.decl(param.type, param.name, nesting + 1)
+        out.append(")")

@@ -1,0 +1,85 @@
+"""Compiling BPF C to an object file with clang."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from kfunc.errors import BuildError, MissingToolError
+
+__all__ = ["bpf_cflags", "compile_bpf", "find_clang", "up_to_date"]
+
+# `file:line:col: error: text`, and `fatal error:` for a missing include.
+_DIAGNOSTIC = re.compile(r"^(?P<where>.+?:\d+:\d+): (?P<kind>(?:fatal )?error): (?P<text>.*)$")
+
+
+def find_clang() -> str:
+    """The clang on PATH; MissingToolError if there is none."""
+    clang = shutil.which("clang")
+    if clang is None:
+        raise MissingToolError("clang", "clang")
+    return clang
+
+
+def bpf_cflags(include_dirs: Sequence[str | os.PathLike[str]] = (), arch: str = "x86") -> list[str]:
+    """The flags for BPF C: debug info (BTF), -O2, the bpf target, arch and includes."""
+    flags = ["-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}"]
+    flags += [f"-I{d}" for d in include_dirs]
+    return flags
+
+
+def up_to_date(output: Path, inputs: Sequence[Path]) -> bool:
+    """Whether ``output`` exists and is newer than every one of ``inputs``."""
+    try:
+        built = output.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    return all(path.stat().st_mtime_ns < built for path in inputs)
+
+
+def compile_bpf(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    include_dirs: Sequence[str | os.PathLike[str]] = (),
+    depends: Sequence[str | os.PathLike[str]] = (),
+    extra_flags: Sequence[str] = (),
+    arch: str = "x86",
+) -> Path:
+    """Compile ``source`` to a BPF object (default: ``source`` with ``.o``); returns its path.
+
+    Skips the compile when the output is newer than ``source`` and every file
+    in ``depends`` (pass the headers it includes, vmlinux.h first of all).
+    A compile error raises BuildError with the first error as its one-line
+    message and clang's whole output as its ``log``.
+    """
+    src = Path(source)
+    out = Path(output) if output is not None else src.with_suffix(".o")
+    if not src.is_file():
+        raise BuildError(f"clang: {src}: no such file")
+    deps = [Path(d) for d in depends]
+    missing = [str(d) for d in deps if not d.exists()]
+    if missing:
+        raise BuildError(f"clang: {src}: missing dependency {', '.join(missing)}")
+    if up_to_date(out, [src, *deps]):
+        return out
+    clang = find_clang()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [clang, *bpf_cflags(include_dirs, arch), *extra_flags, "-c", str(src), "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BuildError(_first_error(proc.stderr, src, proc.returncode), log=proc.stderr)
+    return out
+
+
+def _first_error(diagnostics: str, source: Path, returncode: int) -> str:
+    for line in diagnostics.splitlines():
+        match = _DIAGNOSTIC.match(line)
+        if match:
+            return f"clang: {match['where']}: {match['kind']}: {match['text']}"
+    last = diagnostics.strip().splitlines()[-1:] or [f"exit status {returncode}"]
+    return f"clang: {source}: {last[0]}"

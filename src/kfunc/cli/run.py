@@ -1,0 +1,110 @@
+"""``kfunc run PATH``: build, boot, load, call, show the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from kfunc.cli.output import ConsoleProgress, print_error
+from kfunc.errors import KfuncError
+from kfunc.kernels.target import DEFAULT_KERNEL
+from kfunc.project import Project
+from kfunc.run import RunReport, run_project
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a project (module + BPF programs) in a target kernel",
+        description="Build the module with BTF, boot the target kernel in a VM, insmod, load "
+        "and attach the BPF programs, trigger them and show the trace and kernel log.",
+    )
+    p.add_argument("path", help="project directory, e.g. examples/hello")
+    p.add_argument(
+        "--kernel", "-k", default=DEFAULT_KERNEL,
+        help=f"target kernel: a series (6.1, 6.12) or an exact Debian release "
+        f"(default: {DEFAULT_KERNEL})",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--timeout", type=float, default=180.0, help="bound on the guest (seconds)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    project = Project.load(args.path)
+    progress = ConsoleProgress(quiet=args.json)
+    try:
+        report = run_project(project, args.kernel, progress, timeout=args.timeout)
+    except KfuncError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))
+        raise
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _show(report)
+        if not report.ok:
+            print_error(KfuncError(report.error or "the run did not show its result", report.fix))
+    return 0 if report.ok else 1
+
+
+def _show(report: RunReport, console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    k = report.kernel
+    console.print(f"[bold]kernel[/] {k['version']} ({k['release']}, {report.accel})")
+    for event in report.steps:
+        step, ok = event["step"], event.get("ok")
+        if step in ("boot", "done"):
+            continue
+        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]-[/]"}[ok]
+        console.print(f"{mark} {escape(_describe(event))}")
+        for line in event.get("kernel_log", []):
+            console.print(f"    [cyan]kernel:[/] {escape(line)}")
+    for line in report.trace:
+        console.print(f"    [magenta]trace:[/] {escape(line.strip())}")
+    s = report.seconds
+    console.print(
+        f"[dim]{s.get('total', 0):.1f} s in all: {s.get('prepare', 0):.1f} s build and checks, "
+        f"{s.get('guest', 0):.1f} s in the guest[/]"
+    )
+    if report.ok:
+        console.print(f"[bold green]ok[/]: {escape(_result_text(report.result or ''))}")
+
+
+def _result_text(line: str) -> str:
+    _, _, message = line.partition("bpf_trace_printk: ")
+    return message or line.strip()
+
+
+def _describe(event: dict[str, Any]) -> str:
+    data = event.get("data") or {}
+    step = event["step"]
+    if event.get("ok") is False:
+        return f"{step}: {event.get('error')}"
+    if event.get("ok") is None:
+        return f"{step}: skipped"
+    if step == "insmod":
+        return f"insmod {data['module']}"
+    if step == "btf_module":
+        funcs = ", ".join(f"{n} (BTF id {i})" for n, i in data["kfuncs"].items())
+        return f"{data['path']} ({data['size']} bytes) registers {funcs}"
+    if step == "bpf_load":
+        progs = ", ".join(f"{p['name']} ({p['section']})" for p in data["programs"])
+        return f"loaded and attached {progs}"
+    if step == "trigger":
+        return f"triggered: {(data.get('unlinked') and 'unlink ' + data['unlinked']) or data}"
+    if step == "trace":
+        return f"trace: {len(data.get('lines', []))} line(s), result seen"
+    if step == "bpf_unload":
+        return f"destroyed {data['links']} link(s), closed {data['objects']} object(s)"
+    if step == "rmmod":
+        return f"rmmod {data['module']}" + (" (unloaded)" if data.get("unloaded") else "")
+    if step == "trace_clear":
+        return f"trace buffer cleared ({data['tracefs']})"
+    return step

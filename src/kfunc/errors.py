@@ -1,0 +1,123 @@
+"""The exception tree of kfunc.
+
+Every failure a user can cause is a :class:`KfuncError`. Each one carries a
+one-line ``message`` that names the object it concerns and what went wrong,
+and a ``fix`` that says what to do about it. The CLI is the only place that
+prints them and exits; the library only raises.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BTFError",
+    "BuildError",
+    "CheckError",
+    "ELFError",
+    "GuestError",
+    "KernelNotFoundError",
+    "KfuncError",
+    "LibbpfError",
+    "LostVMError",
+    "MissingToolError",
+    "RunError",
+    "UnsupportedFeatureError",
+]
+
+
+class KfuncError(Exception):
+    """Base of every error kfunc reports to a user."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message} (fix: {self.fix})"
+        return self.message
+
+
+class MissingToolError(KfuncError):
+    """A program kfunc needs (clang, qemu, pahole ...) is not installed."""
+
+    def __init__(self, tool: str, package: str) -> None:
+        super().__init__(
+            f"{tool}: not found on PATH",
+            f"install it: apt-get install {package} (or run `make deps`)",
+        )
+        self.tool = tool
+        self.package = package
+
+
+class KernelNotFoundError(KfuncError):
+    """A kernel named by the user is unknown or its packages are not available."""
+
+
+class UnsupportedFeatureError(KfuncError):
+    """The target kernel lacks a feature; prints like cilium/ebpf's error of that name."""
+
+    def __init__(self, name: str, minimum_version: str, kernel: str, fix: str | None) -> None:
+        super().__init__(
+            f"{name} not supported by kernel {kernel} (requires >= {minimum_version})", fix
+        )
+        self.name = name
+        self.minimum_version = minimum_version
+        self.kernel = kernel
+
+
+class BTFError(KfuncError):
+    """Malformed or unexpected BTF; ``offset`` is the byte offset in the blob, if known."""
+
+    def __init__(self, message: str, offset: int | None = None, fix: str | None = None) -> None:
+        if offset is not None:
+            message = f"{message} (at offset {offset:#x})"
+        super().__init__(message, fix)
+        self.offset = offset
+
+
+class ELFError(KfuncError):
+    """Malformed ELF, or an ELF file without the sections kfunc needs."""
+
+
+class BuildError(KfuncError):
+    """kbuild or clang failed; ``log`` keeps the compiler's full output."""
+
+    def __init__(self, message: str, log: str = "", fix: str | None = None) -> None:
+        super().__init__(message, fix)
+        self.log = log
+
+
+class CheckError(KfuncError):
+    """A BPF object cannot work on the target kernel, found before loading it."""
+
+    def __init__(self, problems: list[str], fix: str | None = None) -> None:
+        super().__init__("; ".join(problems), fix)
+        self.problems = problems
+
+
+class LibbpfError(KfuncError):
+    """A libbpf call failed; ``errno`` is the positive error number, ``log`` the verifier log."""
+
+    def __init__(self, message: str, errno: int = 0, log: str = "", fix: str | None = None) -> None:
+        super().__init__(message, fix)
+        self.errno = errno
+        self.log = log
+
+
+class GuestError(KfuncError):
+    """A step inside the guest failed; ``kernel_log`` holds the guest's last kernel lines."""
+
+    def __init__(
+        self, message: str, kernel_log: list[str] | None = None, fix: str | None = None
+    ) -> None:
+        super().__init__(message, fix)
+        self.kernel_log = kernel_log or []
+
+
+class LostVMError(GuestError):
+    """The VM died, hung or timed out without reporting its status."""
+
+
+class RunError(KfuncError):
+    """A run finished but did not show what it was meant to (no result, dirty unload)."""

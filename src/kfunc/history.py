@@ -1,0 +1,62 @@
+"""Which program types may call kfuncs on which kernel.
+
+A kfunc set is registered per *kfunc hook*, and the verifier finds the hook
+of a program from its type (``bpf_prog_type_to_kfunc_hook()`` in
+kernel/bpf/btf.c). A program type whose hook a kernel lacks may call no kfunc
+there ("calling kernel function X is not allowed"), and registering a set for
+it fails with -EINVAL. The hooks a kernel has are its ``enum btf_kfunc_hook``,
+which its BTF shows: that is what :func:`kfunc_hook_missing` checks first. The
+release table is the fallback and the explanation a user reads.
+"""
+
+from __future__ import annotations
+
+from kfunc.kernels.version import KernelVersion
+
+__all__ = ["PROG_TYPE_HOOK", "kfunc_hook_missing"]
+
+# program type (libbpf's name) -> (BTF_KFUNC_HOOK_* suffix, release it arrived, if known)
+PROG_TYPE_HOOK: dict[str, tuple[str, KernelVersion | None]] = {
+    "xdp": ("XDP", KernelVersion(5, 18)),
+    "sched_cls": ("TC", KernelVersion(5, 18)),
+    "struct_ops": ("STRUCT_OPS", KernelVersion(5, 18)),
+    "tracing": ("TRACING", KernelVersion(5, 18)),
+    "lsm": ("TRACING", KernelVersion(5, 18)),
+    "syscall": ("SYSCALL", KernelVersion(5, 18)),
+    "cgroup_skb": ("CGROUP", None),
+    "cgroup_sock_addr": ("CGROUP", None),
+    "sched_act": ("SCHED_ACT", None),
+    "sk_skb": ("SK_SKB", None),
+    "socket_filter": ("SOCKET_FILTER", None),
+    "lwt_in": ("LWT", None),
+    "lwt_out": ("LWT", None),
+    "lwt_xmit": ("LWT", None),
+    "lwt_seg6local": ("LWT", None),
+    "netfilter": ("NETFILTER", None),
+    "kprobe": ("KPROBE", KernelVersion(6, 10)),
+    # These share the tracing hook, from 6.12 on: the enum does not show it.
+    "tracepoint": ("TRACING", KernelVersion(6, 12)),
+    "perf_event": ("TRACING", KernelVersion(6, 12)),
+}
+
+
+def kfunc_hook_missing(
+    prog_type: str, version: KernelVersion, hooks: set[str] | None
+) -> str | None:
+    """Why ``prog_type`` programs may not call kfuncs on this kernel, or None if they may.
+
+    ``hooks`` are the BTF_KFUNC_HOOK_* suffixes of the target's BTF (None when
+    the BTF does not say).
+    """
+    entry = PROG_TYPE_HOOK.get(prog_type)
+    if entry is None:
+        return f"{prog_type} programs may not call kfuncs on any kernel"
+    hook, since = entry
+    if prog_type in ("tracepoint", "perf_event") or hooks is None:
+        allowed = since is None or version >= since
+    else:
+        allowed = hook in hooks
+    if allowed:
+        return None
+    when = f"only from Linux {since.series} on" if since else f"not on Linux {version}"
+    return f"{prog_type} programs may call kfuncs {when} (no kfunc hook for them in {version})"

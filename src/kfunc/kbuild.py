@@ -1,0 +1,211 @@
+"""Building kernel modules with BTF against a target kernel's kbuild tree.
+
+The module's sources are copied into a private build directory per target
+(kbuild writes its objects beside the sources), built with
+``make -C <target build tree> M=<dir> modules``, and the result is checked:
+the .ko must carry ``.BTF`` and ``.BTF_ids``, and every kfunc the sources list
+in a ``BTF_ID_FLAGS(func, ...)`` set must sit in a kfunc set with a resolved,
+non-zero BTF id that names a FUNC of that name in the module's BTF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kfunc.cache import cache_dir
+from kfunc.errors import BuildError, MissingToolError
+from kfunc.kernels.target import Kernel
+from kfunc.progress import Progress
+
+__all__ = ["BuiltKfunc", "ModuleBuild", "ModuleSource", "build_module", "verify_module"]
+
+_OBJ_M = re.compile(r"^\s*obj-m\s*[+:]?=\s*(.+)$", re.M)
+_BTF_ID_FLAGS = re.compile(r"\bBTF_ID_FLAGS\(\s*func\s*,\s*(\w+)\s*(?:,\s*([^)]*))?\)")
+_SKIPPING_BTF = "Skipping BTF generation"
+_DIAGNOSTIC = re.compile(
+    r"^(?P<file>[^:\s]+):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<msg>.*)$"
+)
+# Everything in a module directory that is not source: kbuild's outputs and
+# the BPF side, which clang builds.
+_NOT_MODULE_SOURCE = re.compile(
+    r"(\.bpf\.c|\.o|\.ko|\.mod|\.mod\.c|\.cmd|\.order|\.symvers|vmlinux\.h|\.skel\.h)$"
+)
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    """A directory of hand-written (or generated) module sources."""
+
+    path: Path
+    name: str  # the module name: obj-m's first entry, without .o
+    files: tuple[Path, ...]
+    kfuncs: tuple[tuple[str, tuple[str, ...]], ...]  # (name, KF_* flags) from the sources
+
+    @classmethod
+    def find(cls, path: Path) -> ModuleSource:
+        path = path.resolve()
+        kbuild = next((p for p in (path / "Kbuild", path / "Makefile") if p.exists()), None)
+        if kbuild is None:
+            raise BuildError(
+                f"{path}: no Kbuild or Makefile",
+                fix="add a Kbuild file with `obj-m += NAME.o` beside the module's C source",
+            )
+        objs = _OBJ_M.findall(kbuild.read_text())
+        if not objs:
+            raise BuildError(f"{kbuild}: no `obj-m += NAME.o` line", fix="name the module there")
+        name = objs[0].split()[0].removesuffix(".o")
+        files = tuple(
+            sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file()
+                and not p.name.startswith(".")
+                and not _NOT_MODULE_SOURCE.search(p.name)
+            )
+        )
+        kfuncs = []
+        for f in files:
+            if f.suffix in (".c", ".h"):
+                for m in _BTF_ID_FLAGS.finditer(f.read_text(errors="replace")):
+                    flags = tuple(x.strip() for x in (m[2] or "").split("|") if x.strip())
+                    kfuncs.append((m[1], flags))
+        return cls(path, name, files, tuple(kfuncs))
+
+    def digest(self, kernel: Kernel) -> str:
+        h = hashlib.sha256(kernel.release.encode())
+        for f in self.files:
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BuiltKfunc:
+    name: str
+    btf_id: int
+    flags: tuple[str, ...]
+    set_name: str
+
+
+@dataclass(frozen=True)
+class ModuleBuild:
+    """A module built for one kernel and verified."""
+
+    name: str
+    ko: Path
+    kernel: str
+    kfuncs: tuple[BuiltKfunc, ...]
+    cached: bool
+    log: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ko"] = str(self.ko)
+        del d["log"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], log: str = "") -> ModuleBuild:
+        kfuncs = tuple(
+            BuiltKfunc(k["name"], k["btf_id"], tuple(k["flags"]), k["set_name"])
+            for k in d["kfuncs"]
+        )
+        return cls(d["name"], Path(d["ko"]), d["kernel"], kfuncs, True, log)
+
+
+def build_module(
+    source: ModuleSource, kernel: Kernel, progress: Progress | None = None
+) -> ModuleBuild:
+    """Build ``source`` for ``kernel`` (or reuse the build of identical sources)."""
+    progress = progress or Progress()
+    if shutil.which("make") is None:
+        raise MissingToolError("make", "make")
+    if shutil.which("pahole") is None:
+        raise MissingToolError("pahole", "dwarves")
+    workdir = cache_dir("builds", kernel.release) / f"{source.name}-{source.digest(kernel)}"
+    ko = workdir / f"{source.name}.ko"
+    log_file, record = workdir / "build.log", workdir / "build.json"
+    if ko.exists() and record.exists():
+        # Verified when it was built: the inputs are the same, so is the .ko.
+        return ModuleBuild.from_dict(json.loads(record.read_text()), log_file.read_text())
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    for f in source.files:
+        shutil.copy2(f, workdir / f.name)
+    cmd = ["make", "-C", str(kernel.build_dir), f"M={workdir}", "-j2", "modules"]
+    progress.update(" ".join(cmd[:1] + cmd[3:]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    log = (proc.stdout + proc.stderr).replace(str(workdir), str(source.path))
+    if proc.returncode != 0 or not ko.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise BuildError(_first_error(log, source), log=log, fix="fix the C source and rebuild")
+    if _SKIPPING_BTF in log:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise BuildError(
+            f"{source.name}.ko: kbuild skipped BTF generation (no vmlinux in {kernel.build_dir})",
+            log=log,
+            fix="remove the kernel from the cache and let kfunc prepare it again",
+        )
+    log_file.write_text(log)
+    build = verify_module(source, kernel, ko, log, cached=False)
+    record.write_text(json.dumps(build.to_dict(), indent=2) + "\n")
+    return build
+
+
+def _first_error(log: str, source: ModuleSource) -> str:
+    for line in log.splitlines():
+        m = _DIAGNOSTIC.match(line.strip())
+        if m:
+            return f"{m['file']}:{m['line']}: error: {m['msg']}"
+    tail = [ln for ln in log.splitlines() if ln.strip()][-1:] or ["no output"]
+    return f"module {source.name}: build failed: {tail[0].strip()}"
+
+
+def verify_module(
+    source: ModuleSource, kernel: Kernel, ko: Path, log: str = "", cached: bool = False
+) -> ModuleBuild:
+    """Check that ``ko`` has BTF and that its kfunc sets hold the declared kfuncs."""
+    from kfunc.btf import types as bt
+    from kfunc.elf import ElfObject
+
+    elf = ElfObject(ko)
+    if not elf.has_section(".BTF"):
+        raise BuildError(f"{ko.name}: no .BTF section", log=log, fix="install pahole (dwarves)")
+    btf = elf.btf(base=ElfObject(kernel.vmlinux).btf())
+    sets = [s for s in elf.btf_id_sets() if s.set8] if elf.has_section(".BTF_ids") else []
+    if not sets:
+        raise BuildError(
+            f"{ko.name}: no kfunc set in .BTF_ids",
+            log=log,
+            fix="declare the kfuncs between BTF_KFUNCS_START(set) and BTF_KFUNCS_END(set)",
+        )
+    built: list[BuiltKfunc] = []
+    for kset in sets:
+        for entry in kset.entries:
+            if entry.btf_id == 0:
+                raise BuildError(
+                    f"{ko.name}: kfunc set {kset.name} holds an unresolved BTF id 0",
+                    log=log,
+                    fix="resolve_btfids did not run: check that the kernel's build tree has it",
+                )
+            t = btf[entry.btf_id]
+            if not isinstance(t, bt.Func):
+                raise BuildError(
+                    f"{ko.name}: set {kset.name} id {entry.btf_id} is not a FUNC", log=log
+                )
+            built.append(BuiltKfunc(t.name, entry.btf_id, tuple(entry.flag_names), kset.name))
+    have = {k.name for k in built}
+    missing = [name for name, _ in source.kfuncs if name not in have]
+    if missing:
+        raise BuildError(
+            f"{ko.name}: kfunc set lacks {', '.join(missing)}",
+            log=log,
+            fix="mark each kfunc __bpf_kfunc so that it keeps a BTF FUNC",
+        )
+    return ModuleBuild(source.name, ko, kernel.release, tuple(built), cached, log)

@@ -1,0 +1,293 @@
+"""The guest side: carry out a plan of steps inside the booted target kernel.
+
+Run as ``python -m kfunc.vm.agent PLAN.json`` in the guest. Each step reports
+one event (a JSON object) to ``events.jsonl`` beside the plan, and echoes it to
+the console for live progress. A step that fails stops the plan, except for
+the cleanup steps (``always``), which run on every path so that links, BPF
+objects and modules go away before the guest powers off.
+
+This module uses only the library's kernel-facing parts (libbpf, BTF,
+tracefs): the same code a user scripts with on a real machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kfunc.errors import KfuncError
+
+__all__ = ["KernelLog", "main"]
+
+EVENT_PREFIX = "KFUNC-EVENT "
+_SYS_FINIT_MODULE = 313  # x86_64
+_SYS_DELETE_MODULE = 176
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, fix: str | None = None, **data: Any) -> None:
+        super().__init__(message)
+        self.fix = fix
+        self.data = data
+
+
+class KernelLog:
+    """New records of /dev/kmsg since the last read."""
+
+    def __init__(self) -> None:
+        self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    def read(self) -> list[str]:
+        lines = []
+        while True:
+            try:
+                record = os.read(self.fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except OSError as exc:  # EPIPE: records were overwritten; go on
+                if exc.errno == errno.EPIPE:
+                    continue
+                raise
+            if not record:
+                break
+            _, _, text = record.partition(";")
+            lines.append(text.split("\n", 1)[0])
+        return lines
+
+
+@dataclass
+class State:
+    workdir: Path
+    objects: list[Any] = field(default_factory=list)
+    links: list[Any] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _syscall(number: int, *args: Any) -> None:
+    if _libc.syscall(number, *args) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def step_insmod(state: State, path: str, name: str, params: str = "") -> dict[str, Any]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _syscall(_SYS_FINIT_MODULE, fd, params.encode(), 0)
+    except OSError as exc:
+        fixes = {
+            errno.EEXIST: "a module of that name is already loaded",
+            errno.ENOEXEC: "the .ko was built for another kernel: rebuild it for this target",
+        }
+        raise StepFailed(
+            f"insmod {name}: {exc.strerror} (errno {exc.errno})",
+            fixes.get(exc.errno or 0, "the module's init failed: read the kernel log lines"),
+        ) from None
+    finally:
+        os.close(fd)
+    state.modules.append(name)
+    return {"module": name}
+
+
+def step_rmmod(state: State, name: str, wait: float = 10.0) -> dict[str, Any]:
+    if name not in state.modules:
+        return {"module": name, "skipped": "not loaded by this plan"}
+    # A closed BPF program that called the module's kfunc drops its module
+    # reference only after an RCU grace period: EAGAIN until then.
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            _syscall(_SYS_DELETE_MODULE, name.encode(), os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EBUSY) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise StepFailed(
+                f"rmmod {name}: {exc.strerror}",
+                "something still holds the module (a BPF program that calls its kfunc?)",
+            ) from None
+    state.modules.remove(name)
+    gone = not Path("/sys/module", name).exists()
+    return {"module": name, "unloaded": gone}
+
+
+def step_btf_module(state: State, module: str, kfuncs: list[str]) -> dict[str, Any]:
+    from kfunc.libbpf.btf import find_funcs
+
+    path = Path("/sys/kernel/btf", module)
+    if not path.exists():
+        raise StepFailed(
+            f"{path}: missing, the module has no BTF",
+            "build the module with BTF (kfunc build does) for this kernel",
+        )
+    found = find_funcs(path, Path("/sys/kernel/btf/vmlinux"), kfuncs)
+    missing = [n for n, i in found.items() if i is None]
+    if missing:
+        raise StepFailed(
+            f"{path}: no FUNC {', '.join(missing)}",
+            "mark the kfunc __bpf_kfunc and list it in the module's BTF_ID_FLAGS set",
+            kfuncs=found,
+        )
+    return {"path": str(path), "size": path.stat().st_size, "kfuncs": found}
+
+
+def step_bpf_load(state: State, path: str, attach: bool = True) -> dict[str, Any]:
+    from kfunc.libbpf import BpfObject
+
+    obj = BpfObject(path)
+    state.objects.append(obj)
+    try:
+        obj.load()
+    except KfuncError as exc:
+        raise StepFailed(
+            exc.message, exc.fix, log=getattr(exc, "log", ""), errno=getattr(exc, "errno", 0)
+        ) from None
+    programs = []
+    for prog in obj.programs.values():
+        info: dict[str, Any] = {"name": prog.name, "section": prog.section, "type": prog.type_name}
+        if attach and prog.autoload:
+            try:
+                state.links.append(prog.attach())
+            except KfuncError as exc:
+                raise StepFailed(exc.message, exc.fix) from None
+            info["attached"] = True
+        programs.append(info)
+    return {"object": path, "programs": programs}
+
+
+def step_bpf_unload(state: State) -> dict[str, Any]:
+    links, objects = len(state.links), len(state.objects)
+    while state.links:
+        state.links.pop().destroy()
+    while state.objects:
+        state.objects.pop().close()
+    return {"links": links, "objects": objects}
+
+
+def step_trace_clear(state: State) -> dict[str, Any]:
+    from kfunc.tracefs import TRACEFS, ensure_tracefs
+
+    ensure_tracefs()
+    (TRACEFS / "trace").write_text("")
+    return {"tracefs": str(TRACEFS)}
+
+
+def step_trigger(state: State, kind: str, command: str | None = None) -> dict[str, Any]:
+    if kind == "unlink":
+        fd, name = tempfile.mkstemp(prefix="kfunc-trigger-", dir=state.workdir)
+        os.close(fd)
+        os.unlink(name)
+        return {"unlinked": name, "pid": os.getpid()}
+    if kind == "command" and command:
+        proc = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+        return {"command": command, "exit": proc.returncode, "output": proc.stdout[-2000:]}
+    raise StepFailed(f"trigger: unknown kind {kind!r}")
+
+
+def step_trace(state: State, expect: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    from kfunc.tracefs import TracePipe, ensure_tracefs
+
+    pattern = re.compile(expect) if expect else None
+    lines: list[str] = []
+    matched = None
+    deadline = time.monotonic() + timeout
+    ensure_tracefs()
+    with TracePipe() as pipe:
+        while time.monotonic() < deadline:
+            line = pipe.readline(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                continue
+            lines.append(line)
+            if pattern is None or pattern.search(line):
+                matched = line
+                break
+    if matched is None:
+        raise StepFailed(
+            f"trace: no line matching {expect!r} within {timeout:g} s"
+            if expect
+            else f"trace: no output within {timeout:g} s",
+            "check that the program attached where the trigger goes, and that it calls bpf_printk",
+            lines=lines,
+        )
+    return {"lines": lines, "matched": matched}
+
+
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {
+    "insmod": step_insmod,
+    "rmmod": step_rmmod,
+    "btf_module": step_btf_module,
+    "bpf_load": step_bpf_load,
+    "bpf_unload": step_bpf_unload,
+    "trace_clear": step_trace_clear,
+    "trigger": step_trigger,
+    "trace": step_trace,
+}
+
+
+def run_plan(plan: dict[str, Any], workdir: Path, emit: Callable[[dict[str, Any]], None]) -> int:
+    """Carry out ``plan``; return 0 when every step succeeded."""
+    state = State(workdir)
+    kmsg = KernelLog()
+    emit({"step": "boot", "ok": True, "data": {"release": os.uname().release}})
+    failed = False
+    for spec in plan["steps"]:
+        spec = dict(spec)
+        op = spec.pop("op")
+        always = spec.pop("always", False)
+        if failed and not always:
+            emit({"step": op, "ok": None, "skipped": True})
+            continue
+        event: dict[str, Any] = {"step": op}
+        start = time.monotonic()
+        try:
+            event["data"] = STEPS[op](state, **spec)
+            event["ok"] = True
+        except StepFailed as exc:
+            event.update(ok=False, error=str(exc), fix=exc.fix, data=exc.data)
+        except KfuncError as exc:
+            event.update(ok=False, error=exc.message, fix=exc.fix)
+        except Exception as exc:  # report, never lose the cleanup steps
+            event.update(ok=False, error=f"{op}: {type(exc).__name__}: {exc}")
+        event["seconds"] = round(time.monotonic() - start, 3)
+        event["kernel_log"] = kmsg.read()
+        failed = failed or not event["ok"]
+        emit(event)
+    emit({"step": "done", "ok": not failed})
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    plan_path = Path(args[0])
+    workdir = plan_path.parent
+    out = (workdir / "events.jsonl").open("a")
+
+    def emit(event: dict[str, Any]) -> None:
+        text = json.dumps(event)
+        out.write(text + "\n")
+        out.flush()
+        print(EVENT_PREFIX + text, flush=True)
+
+    try:
+        return run_plan(json.loads(plan_path.read_text()), workdir, emit)
+    finally:
+        out.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

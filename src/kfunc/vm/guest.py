@@ -1,0 +1,206 @@
+"""Boot a target kernel in qemu through virtme-ng and run one command in it.
+
+The guest sees the host's root filesystem read-only (virtme-ng's copy-on-write
+overlays) and one read-write directory, the run's own output directory. The
+command's events come back as JSON lines in that directory; the console
+(kernel log and the command's output, merged) is streamed line by line.
+
+Everything is bounded: the whole boot-run-poweroff by ``timeout``. qemu, its
+helpers and virtme-ng's temporary files live in a process group and a
+temporary directory of their own, both removed on every exit path, Ctrl-C
+included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kfunc.errors import LostVMError, MissingToolError
+from kfunc.kernels.target import Kernel
+from kfunc.vm.accel import probe_accel
+
+__all__ = ["ConsoleLine", "Guest", "GuestRun"]
+
+_KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
+_PANIC = re.compile(r"Kernel panic - not syncing|BUG: kernel NULL pointer|Oops: ")
+
+
+@dataclass(frozen=True)
+class ConsoleLine:
+    text: str
+
+    @property
+    def is_kernel(self) -> bool:
+        return bool(_KERNEL_LINE.match(self.text))
+
+    @property
+    def message(self) -> str:
+        """The line without its kernel timestamp."""
+        return _KERNEL_LINE.sub("", self.text)
+
+
+@dataclass
+class GuestRun:
+    """What came back from one guest command."""
+
+    console: list[ConsoleLine] = field(default_factory=list)
+    seconds: float = 0.0
+    accel: str = "tcg"
+
+    def kernel_log(self, last: int | None = None) -> list[str]:
+        lines = [line.message for line in self.console if line.is_kernel]
+        return lines[-last:] if last else lines
+
+
+def _find_vng() -> str:
+    # vng calls virtme-run by name: the directory holding vng must be on PATH.
+    vng = shutil.which("vng")
+    if vng is None:
+        import sys
+
+        candidate = Path(sys.executable).parent / "vng"
+        if candidate.exists():
+            return str(candidate)
+        raise MissingToolError("vng", "virtme-ng (pip install virtme-ng)")
+    return vng
+
+
+class Guest:
+    """A target kernel to boot, with the resources it gets."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        *,
+        memory: str = "1G",
+        cpus: int = 2,
+        timeout: float = 180.0,
+    ) -> None:
+        self.kernel = kernel
+        self.memory = memory
+        self.cpus = cpus
+        self.timeout = timeout
+
+    def command(self, argv: list[str], rwdir: Path, accel: str) -> list[str]:
+        """The vng command line that runs ``argv`` in the guest."""
+        script = f"cd {shlex.quote(str(rwdir))} && {shlex.join(argv)} 2>&1"
+        cmd = [
+            _find_vng(),
+            "--run", str(self.kernel.vmlinuz),
+            "--verbose",  # the console carries the kernel log and the script's output
+            "--force-9p",  # virtiofsd cannot start here; waiting for it costs 4 s
+            "--memory", self.memory,
+            "--cpus", str(self.cpus),
+            "--rwdir", str(rwdir),
+            "--exec", script,
+        ]  # fmt: skip
+        if accel != "kvm":
+            # vng's accel=kvm:tcg does not fall back by itself where KVM is broken.
+            cmd.insert(3, "--disable-kvm")
+        return cmd
+
+    def run(
+        self,
+        argv: list[str],
+        rwdir: Path,
+        on_line: Callable[[ConsoleLine], None] | None = None,
+    ) -> GuestRun:
+        """Boot, run ``argv`` with ``rwdir`` writable, power off; stream the console.
+
+        Raises :class:`LostVMError` when the guest panics, or does not power
+        off within the timeout.
+        """
+        if shutil.which("qemu-system-x86_64") is None:
+            raise MissingToolError("qemu-system-x86_64", "qemu-system-x86")
+        accel = probe_accel(self.kernel.vmlinuz)
+        result = GuestRun(accel=accel)
+        tmp = Path(tempfile.mkdtemp(prefix="kfunc-vm-"))
+        env = dict(os.environ, TMPDIR=str(tmp))
+        vng_dir = str(Path(_find_vng()).parent)
+        env["PATH"] = vng_dir + os.pathsep + env.get("PATH", "")
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            self.command(argv, rwdir, accel),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
+        reader.start()
+        panicked = False
+        try:
+            deadline = start + self.timeout
+            while True:
+                try:
+                    text = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise LostVMError(
+                        f"guest {self.kernel.release}: no power-off after {self.timeout:.0f} s",
+                        result.kernel_log(last=20),
+                        "the guest hung: look at the kernel log above; raise --timeout if "
+                        "the work is slow rather than stuck",
+                    ) from None
+                if text is None:
+                    break
+                line = ConsoleLine(text)
+                result.console.append(line)
+                if _PANIC.search(text):
+                    panicked = True
+                if on_line is not None:
+                    on_line(line)
+        finally:
+            _stop(proc)
+            reader.join(timeout=5)
+            shutil.rmtree(tmp, ignore_errors=True)
+            result.seconds = time.monotonic() - start
+        if panicked:
+            raise LostVMError(
+                f"guest {self.kernel.release}: kernel panic",
+                result.kernel_log(last=30),
+                "the kernel log above shows where; a module's init or exit is the usual cause",
+            )
+        return result
+
+
+def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        lines.put(raw.decode(errors="replace").rstrip("\r\n").replace("\r", ""))
+    lines.put(None)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End vng, qemu and their helpers: the whole process group."""
+    if proc.poll() is None:
+        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    else:
+        # vng has exited; make sure nothing it started lingers in its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.stdout is not None:
+        proc.stdout.close()
