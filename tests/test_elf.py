@@ -11,25 +11,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import common_headers, modules_dir
 
 from kfunc.btf import BTF, Datasec, Func, Struct, func_prototype, ksym_extern
 from kfunc.btf import format as fmt
-from kfunc.cache import cache_dir
 from kfunc.elf import ElfObject
 from kfunc.errors import BTFError, ELFError
+from kfunc.kernels.target import Kernel
 from kfunc.kf_flags import BTF_SET8_KFUNCS, KF_FLAGS, kf_flag_names, kf_flag_value
-
-# Debian's 6.1 and 6.12 kernel packages, extracted into the project's kernel cache;
-# vmlinux of 6.1 is the one extracted from its vmlinuz (no .symtab).
-KERNELS = cache_dir("kernels")
-R612 = KERNELS / "6.12.117+deb12-amd64/root"
-R612_VMLINUX = R612 / "usr/src/linux-headers-6.12.117+deb12-amd64/vmlinux"
-R612_MODULES = R612 / "lib/modules/6.12.117+deb12-amd64/kernel"
-R612_HEADERS = R612 / "usr/src/linux-headers-6.12.117+deb12-common"
-R61 = KERNELS / "6.1.0-56-amd64/root"
-R61_VMLINUX = KERNELS / "6.1.0-56-amd64/vmlinux"
-R61_MODULES = R61 / "lib/modules/6.1.0-56-amd64/kernel"
-R61_HEADERS = R61 / "usr/src/linux-headers-6.1.0-56-common"
 
 NF_CT_KFUNCS = {
     "bpf_xdp_ct_alloc": ["KF_ACQUIRE", "KF_RET_NULL"],
@@ -70,10 +59,10 @@ char LICENSE[] __attribute__((section("license"), used)) = "GPL";
 """
 
 
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} not present (fetch the Debian kernel into the kfunc cache first)")
-    return path
+def headers_vmlinux(kernel: Kernel) -> Path:
+    """Debian's BTF-only vmlinux of the 6.12 headers (with .symtab, unlike
+    the one taken out of the vmlinuz)."""
+    return kernel.build_dir / "vmlinux"
 
 
 def bpftool(*args: str) -> list[str]:
@@ -98,14 +87,14 @@ def bpf_object(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def vmlinux612() -> BTF:
-    return ElfObject(need(R612_VMLINUX)).btf()
+def vmlinux612(kernel_612: Kernel) -> BTF:
+    return ElfObject(headers_vmlinux(kernel_612)).btf()
 
 
 @pytest.fixture(scope="module")
-def nf_conntrack612(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def nf_conntrack612(kernel_612: Kernel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ko = tmp_path_factory.mktemp("ko") / "nf_conntrack.ko"
-    xz = need(R612_MODULES / "net/netfilter/nf_conntrack.ko.xz")
+    xz = modules_dir(kernel_612) / "net/netfilter/nf_conntrack.ko.xz"
     ko.write_bytes(lzma.decompress(xz.read_bytes()))
     return ko
 
@@ -154,7 +143,7 @@ def test_bpf_object_btf(bpf_object: Path) -> None:
 # --- kfunc ID sets ------------------------------------------------------------
 
 
-def test_module_kfunc_set_612(vmlinux612: BTF, nf_conntrack612: Path) -> None:
+def test_module_kfunc_set_612(kernel_612: Kernel, vmlinux612: BTF, nf_conntrack612: Path) -> None:
     elf = ElfObject(nf_conntrack612)
     module = elf.btf(vmlinux612)
     (kfunc_set,) = [s for s in elf.btf_id_sets() if s.set8]
@@ -167,19 +156,20 @@ def test_module_kfunc_set_612(vmlinux612: BTF, nf_conntrack612: Path) -> None:
         found[func.name] = entry.flag_names
     assert found == NF_CT_KFUNCS
     # bpftool names the same ids.
-    ref = bpftool("-B", str(R612_VMLINUX), "btf", "dump", "file", str(nf_conntrack612))
+    base = headers_vmlinux(kernel_612)
+    ref = bpftool("-B", str(base), "btf", "dump", "file", str(nf_conntrack612))
     for entry in kfunc_set.entries:
         assert any(line.startswith(f"[{entry.btf_id}] FUNC '") for line in ref)
 
 
-def test_compressed_module_reads_the_same(nf_conntrack612: Path) -> None:
-    xz = R612_MODULES / "net/netfilter/nf_conntrack.ko.xz"
+def test_compressed_module_reads_the_same(kernel_612: Kernel, nf_conntrack612: Path) -> None:
+    xz = modules_dir(kernel_612) / "net/netfilter/nf_conntrack.ko.xz"
     assert ElfObject(xz).btf_id_sets() == ElfObject(nf_conntrack612).btf_id_sets()
     assert ElfObject(xz).section(".BTF") == ElfObject(nf_conntrack612).section(".BTF")
 
 
-def test_vmlinux_sets_use_virtual_addresses(vmlinux612: BTF) -> None:
-    sets = ElfObject(R612_VMLINUX).btf_id_sets()
+def test_vmlinux_sets_use_virtual_addresses(kernel_612: Kernel, vmlinux612: BTF) -> None:
+    sets = ElfObject(headers_vmlinux(kernel_612)).btf_id_sets()
     by_name = {s.name: s for s in sets}
     rstat = by_name["bpf_rstat_kfunc_ids"]
     names = {vmlinux612[e.btf_id].name: e.flag_names for e in rstat.entries}
@@ -196,8 +186,8 @@ def test_vmlinux_sets_use_virtual_addresses(vmlinux612: BTF) -> None:
     assert plain and all(e.flags == 0 for s in plain for e in s.entries)
 
 
-def test_module_kfunc_set_61() -> None:
-    ko = need(R61_MODULES / "net/netfilter/nf_conntrack.ko")
+def test_module_kfunc_set_61(kernel_61: Kernel) -> None:
+    ko = modules_dir(kernel_61) / "net/netfilter/nf_conntrack.ko"  # 6.1's are uncompressed
     elf = ElfObject(ko)
     (kfunc_set,) = [s for s in elf.btf_id_sets() if s.set8]
     assert kfunc_set.name == "nf_ct_kfunc_set"
@@ -206,15 +196,15 @@ def test_module_kfunc_set_61() -> None:
     assert flags == sorted(NF_CT_KFUNCS.values())
     assert all(e.btf_id for e in kfunc_set.entries)
     # Split over the 6.1 vmlinux (extracted from vmlinuz), as bpftool reads it.
-    module = elf.btf(ElfObject(need(R61_VMLINUX)).btf())
+    module = elf.btf(ElfObject(kernel_61.vmlinux).btf())
     assert {module[e.btf_id].name: e.flag_names for e in kfunc_set.entries} == NF_CT_KFUNCS
-    ref = bpftool("-B", str(R61_VMLINUX), "btf", "dump", "file", str(ko))
+    ref = bpftool("-B", str(kernel_61.vmlinux), "btf", "dump", "file", str(ko))
     assert len(module) - module.start_id == sum(line.startswith("[") for line in ref)
 
 
-def test_stripped_vmlinux_has_no_set_symbols() -> None:
+def test_stripped_vmlinux_has_no_set_symbols(kernel_61: Kernel) -> None:
     # vmlinux extracted from a vmlinuz keeps .BTF_ids but no .symtab to find sets by.
-    elf = ElfObject(need(R61_VMLINUX))
+    elf = ElfObject(kernel_61.vmlinux)
     assert elf.has_section(".BTF_ids") and not elf.has_section(".symtab")
     assert elf.btf_id_sets() == []
 
@@ -290,22 +280,17 @@ def test_kf_flags_table() -> None:
     assert (kptr_get.value, kptr_get.since, kptr_get.removed) == (8, "6.0", "6.4")
 
 
-@pytest.mark.parametrize(
-    ("release", "headers"),
-    [
-        ("6.1", R61_HEADERS),
-        ("6.12", R612_HEADERS),
-    ],
-)
-def test_kf_flags_match_kernel_headers(release: str, headers: Path) -> None:
-    text = (need(headers) / "include/linux/btf.h").read_text()
+@pytest.mark.parametrize("fixture", ["kernel_61", "kernel_612"])
+def test_kf_flags_match_kernel_headers(fixture: str, request: pytest.FixtureRequest) -> None:
+    kernel: Kernel = request.getfixturevalue(fixture)
+    text = (common_headers(kernel) / "include/linux/btf.h").read_text()
     defined = {
         name: 1 << int(bit) for name, bit in re.findall(r"#define (KF_\w+)\s+\(1 << (\d+)\)", text)
     }
     assert defined
     ours = {f.name: f.value for f in KF_FLAGS if f.name in defined}
     assert ours == defined
-    major, minor = map(int, release.split("."))
+    major, minor = map(int, kernel.series.split("."))
     for flag in KF_FLAGS:
         since = tuple(map(int, flag.since.split(".")))
         gone = flag.removed and tuple(map(int, flag.removed.split("."))) <= (major, minor)

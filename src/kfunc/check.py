@@ -25,6 +25,7 @@ from kfunc.kernels.version import KernelVersion
 __all__ = [
     "BpfObjectInfo",
     "KfuncCall",
+    "Problem",
     "Program",
     "check_calls",
     "check_registrations",
@@ -40,6 +41,15 @@ _FIX = {
     "BPF_PROG_TYPE_TRACING, or target a kernel >= 6.12",
     "perf_event": "target a kernel >= 6.12 (--kernel 6.12)",
 }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that cannot work on the target, with the fix, about one program type."""
+
+    message: str
+    fix: str | None
+    prog_type: str
 
 
 @dataclass(frozen=True)
@@ -124,8 +134,8 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
 
 def check_calls(
     info: BpfObjectInfo, version: KernelVersion, hooks: set[str] | None
-) -> list[tuple[str, str | None]]:
-    """Problems, as (message, fix), with calls that cannot work on this kernel."""
+) -> list[Problem]:
+    """The calls of ``info`` that cannot work on this kernel."""
     problems = []
     for call in info.calls:
         prog = call.program
@@ -134,9 +144,10 @@ def check_calls(
         why = kfunc_hook_missing(prog.prog_type, version, hooks)
         if why:
             problems.append(
-                (
+                Problem(
                     f"prog '{prog.name}' ({prog.section}) calls kfunc {call.kfunc}, but {why}",
                     _FIX.get(prog.prog_type),
+                    prog.prog_type,
                 )
             )
     return problems
@@ -154,17 +165,18 @@ def module_registrations(sources: list[Path]) -> list[str]:
 
 def check_registrations(
     module: str, prog_types: list[str], version: KernelVersion, hooks: set[str] | None
-) -> list[tuple[str, str | None]]:
+) -> list[Problem]:
     """Problems with a module's register_btf_kfunc_id_set() calls on this kernel."""
     problems = []
     for prog_type in prog_types:
         why = kfunc_hook_missing(prog_type, version, hooks)
         if why:
             problems.append(
-                (
+                Problem(
                     f"module {module} registers its kfunc set for "
                     f"BPF_PROG_TYPE_{prog_type.upper()}, which fails with -EINVAL: {why}",
                     _FIX.get(prog_type),
+                    prog_type,
                 )
             )
     return problems

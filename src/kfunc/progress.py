@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "Step"]
 
 
 class Progress:
@@ -28,12 +28,27 @@ class Progress:
         """Something worth telling outside any step (a warning, a skipped step)."""
 
     @contextmanager
-    def step(self, title: str) -> Iterator[Progress]:
-        """Run a block as one step; it ends as failed if the block raises."""
+    def step(self, title: str) -> Iterator[Step]:
+        """Run a block as one step; it ends as failed if the block raises.
+
+        The block may set ``summary`` on the yielded step to say how it ended.
+        """
+        step = Step(self)
         self.begin(title)
         try:
-            yield self
+            yield step
         except BaseException:
-            self.end(ok=False)
+            self.end(step.summary, ok=False)
             raise
-        self.end()
+        self.end(step.summary)
+
+
+class Step:
+    """A running step: ``update()`` reports progress, ``summary`` its outcome."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.summary: str | None = None
+
+    def update(self, detail: str) -> None:
+        self.progress.update(detail)

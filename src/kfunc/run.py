@@ -60,7 +60,7 @@ class RunReport:
         return {"ok": self.ok, **asdict(self)}
 
 
-def build_bpf(project: Project, kernel: Kernel, progress: Progress) -> list[Path]:
+def build_bpf(project: Project, kernel: Kernel, progress: Progress | None = None) -> list[Path]:
     """Compile the project's BPF programs against the target's vmlinux.h."""
     header = vmlinux_h(kernel, progress)
     out_dir = cache_dir("builds", kernel.release, f"bpf-{project.name}")
@@ -84,9 +84,11 @@ def check_project(
         problems += check_calls(read_bpf_object(obj), kernel.version, hooks)
     if project.module is not None:
         regs = module_registrations(list(project.module.files))
+        # A program type whose calls were refused above need not be told twice.
+        regs = [r for r in regs if r not in {p.prog_type for p in problems}]
         problems += check_registrations(project.module.name, regs, kernel.version, hooks)
     if problems:
-        raise CheckError([p for p, _ in problems], problems[0][1])
+        raise CheckError([p.message for p in problems], problems[0].fix)
 
 
 def _plan(project: Project, module: ModuleBuild | None, rundir: Path, objects: list[Path],
@@ -122,17 +124,21 @@ def run_project(
     """Run ``project`` on the kernel ``kernel_name``; see the module docstring."""
     progress = progress or Progress()
     t0 = time.monotonic()
-    with progress.step(f"kernel {kernel_name}"):
+    with progress.step(f"kernel {kernel_name}") as step:
         kernel = get_kernel(kernel_name, progress)
-        progress.update(str(kernel))
+        step.summary = f"kernel {kernel.version} ({kernel.release})"
     report = RunReport(project=str(project.path), kernel=kernel.to_dict())
     module = None
     if project.module is not None:
-        with progress.step(f"module {project.module.name}: kbuild with BTF"):
+        with progress.step(f"module {project.module.name}: kbuild with BTF") as step:
             module = build_module(project.module, kernel, progress)
+            kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
+            cached = " [cached]" if module.cached else ""
+            step.summary = f"module {module.name}.ko with BTF: {kfuncs}{cached}"
         report.module = module.to_dict()
-    with progress.step("BPF programs: clang"):
+    with progress.step("BPF programs: clang") as step:
         objects = build_bpf(project, kernel, progress)
+        step.summary = f"BPF {', '.join(o.name for o in objects)} compiled against vmlinux.h"
     report.objects = [str(o) for o in objects]
     with progress.step(f"checking calls against {kernel.version}"):
         check_project(project, kernel, objects, module)
@@ -158,9 +164,10 @@ def run_project(
                 progress.update(line.message[:100])
 
         t1 = time.monotonic()
-        with progress.step(f"guest {kernel.release}: boot and run"):
+        with progress.step(f"guest {kernel.release}: boot and run") as step:
             try:
                 run = guest.run(argv, rundir, on_line)
+                step.summary = f"guest {kernel.release} ({run.accel}): booted, ran, powered off"
             finally:
                 events_file = rundir / "events.jsonl"
                 events = (

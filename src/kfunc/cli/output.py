@@ -14,7 +14,8 @@ from kfunc.progress import Progress
 
 __all__ = ["ConsoleProgress", "print_error"]
 
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a one-line error stays one line, whatever the terminal width.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ConsoleProgress(Progress):

@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _show(report: RunReport, console: Console | None = None) -> None:
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, soft_wrap=True)
     k = report.kernel
     console.print(f"[bold]kernel[/] {k['version']} ({k['release']}, {report.accel})")
     for event in report.steps:

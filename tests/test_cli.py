@@ -1,0 +1,70 @@
+"""The kfunc command as a user meets it: exit codes, one-line errors, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import EXAMPLES, ROOT, qemu_processes
+
+from kfunc.kernels.target import Kernel
+
+
+def kfunc(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kfunc", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        **kw,
+    )
+
+
+def test_help_lists_run() -> None:
+    out = kfunc("--help")
+    assert out.returncode == 0
+    assert "run" in out.stdout
+
+
+def test_console_script_is_installed() -> None:
+    script = os.path.join(os.path.dirname(sys.executable), "kfunc")
+    out = subprocess.run([script, "run", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--kernel" in out.stdout
+
+
+def test_hello_on_61_is_refused_before_booting(kernel_61: Kernel) -> None:
+    out = kfunc("run", "examples/hello", "--kernel", "6.1")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.splitlines()
+    error = next(line for line in lines if line.startswith("error: "))
+    assert "kprobe programs may call kfuncs only from Linux 6.10 on" in error
+    assert any(line.startswith("fix: ") and "fentry" in line for line in lines)
+    assert "guest" not in out.stderr  # no boot was attempted
+    assert qemu_processes() == []
+
+
+def test_hello_on_61_json(kernel_61: Kernel) -> None:
+    out = kfunc("run", str(EXAMPLES / "hello"), "--kernel", "6.1", "--json")
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["ok"] is False
+    assert "6.10" in report["error"] and "fentry" in report["fix"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("run", "examples/nope"), "examples/nope: no such project directory"),
+        (("run", "examples/hello", "--kernel", "5.10"), "kernel '5.10': unknown"),
+    ],
+)
+def test_user_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:
+    out = kfunc(*args)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert f"error: {expected}" in out.stderr.splitlines()
