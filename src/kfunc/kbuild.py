@@ -49,8 +49,8 @@ class ModuleSource:
     kfuncs: tuple[tuple[str, tuple[str, ...]], ...]  # (name, KF_* flags) from the sources
 
     @classmethod
-    def find(cls, path: Path) -> ModuleSource:
-        path = path.resolve()
+    def find(cls, path: Path | str) -> ModuleSource:
+        path = Path(path).resolve()
         kbuild = next((p for p in (path / "Kbuild", path / "Makefile") if p.exists()), None)
         if kbuild is None:
             raise BuildError(
