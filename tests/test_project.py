@@ -14,7 +14,9 @@ from kfunc.project import Project
 
 def test_hello_project() -> None:
     project = Project.load(EXAMPLES / "hello")
-    assert project.module is not None and project.module.name == "hello"
+    assert project.spec is None and project.has_module
+    source = project.module_source()
+    assert source is not None and source.name == "hello" and source.path == project.path
     assert [p.name for p in project.bpf_sources] == ["hello.bpf.c"]
     assert (project.trigger, project.expect) == ("unlink", "Result: 10")
 
@@ -41,6 +43,28 @@ def test_project_errors(tmp_path: Path, files: dict[str, str], expected: str) ->
         Project.load(tmp_path)
     assert expected in err.value.message
     assert err.value.fix or expected == "bad regex"
+
+
+def test_spec_project_generates_its_module(tmp_path: Path) -> None:
+    skip_build = shutil.ignore_patterns("build")
+    shutil.copytree(EXAMPLES / "refobj", tmp_path / "refobj", ignore=skip_build)
+    project = Project.load(tmp_path / "refobj")
+    assert project.spec is not None and project.spec.name == "refobj"
+    assert [(t.program, t.retval) for t in project.tests] == [("new_value_release", 42)]
+    assert (project.trigger, project.expect) == (None, None)
+    source = project.module_source()
+    assert source is not None and source.path == (tmp_path / "refobj" / "build").resolve()
+    assert {f.name for f in source.files} == {"refobj.c", "Kbuild", "refobj_kfuncs.h"}
+    # The kfuncs kbuild will look for are the spec's, minus the destructor.
+    assert [k for k, _ in source.kfuncs] == ["refobj_new", "refobj_value", "refobj_release"]
+
+
+def test_test_run_packets() -> None:
+    from kfunc.project import TestRun
+
+    frame = TestRun("p", 0, packet=64).data()
+    assert len(frame) == 64 and frame[12:14] == b"\x08\x00"
+    assert TestRun("p", 0).data() == b""
 
 
 def test_missing_directory() -> None:

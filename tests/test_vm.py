@@ -41,9 +41,11 @@ def test_tutorial_runs_end_to_end(hello_612: ModuleBuild, tmp_path: Path) -> Non
         timeout=600,
     )
     assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+    run = json.loads(out.stdout)
+    assert run["ok"] is True
+    assert run["kernel"]["series"] == "6.12"
+    (report,) = run["projects"]
     assert report["ok"] is True
-    assert report["kernel"]["series"] == "6.12"
     # The trace line of the tutorial, from a process in the guest.
     assert re.search(r"bpf_trace_printk: BPF triggered do_unlinkat from PID \d+\. Result: 10$",
                      report["result"])  # fmt: skip

@@ -1,10 +1,11 @@
-"""``kfunc run``: the tutorial, end to end, on a target kernel.
+"""``kfunc run``: projects, end to end, on a target kernel, in one boot.
 
-Build the module with BTF and the BPF programs against the target's
-vmlinux.h, check that the calls can work there, boot the kernel, and in the
-guest: insmod, check the kfunc's registration in /sys/kernel/btf, load and
-attach the programs through libbpf, trigger them, read the trace, detach,
-rmmod. The result is a :class:`RunReport`.
+For each project: build the module with BTF and the BPF programs against the
+target's vmlinux.h, and check that the calls can work there. Then boot the
+kernel once, and in the guest, project after project: insmod, check the
+kfuncs' registration in /sys/kernel/btf, load and attach the programs through
+libbpf, trigger them and read the trace, test-run programs, detach, rmmod.
+The result is a :class:`RunReport` with one :class:`ProjectReport` each.
 """
 
 from __future__ import annotations
@@ -19,138 +20,216 @@ from pathlib import Path
 from typing import Any
 
 from kfunc.cache import cache_dir
-from kfunc.check import check_calls, check_registrations, module_registrations, read_bpf_object
-from kfunc.clang import compile_bpf
+from kfunc.check import (
+    Problem,
+    check_calls,
+    check_registrations,
+    module_registrations,
+    read_bpf_object,
+)
+from kfunc.clang import compile_bpf, up_to_date
+from kfunc.codegen import judge
 from kfunc.errors import CheckError, LostVMError
 from kfunc.kbuild import ModuleBuild, build_module
 from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel, get_kernel
+from kfunc.libbpf.vmlinux_h import write_vmlinux_h
 from kfunc.progress import Progress
 from kfunc.project import Project
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
 
-__all__ = ["RunReport", "run_project"]
+__all__ = ["ProjectReport", "RunReport", "build_bpf", "check_project", "run_projects"]
 
 
 @dataclass
-class RunReport:
-    """What a run did and saw; ``ok`` when the result was seen and everything unloaded."""
+class ProjectReport:
+    """What one project did and saw in the guest."""
 
     project: str
-    kernel: dict[str, str]
-    accel: str = ""
     module: dict[str, Any] | None = None
     objects: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     trace: list[str] = field(default_factory=list)
     result: str | None = None
+    tests: list[dict[str, Any]] = field(default_factory=list)
     registered: dict[str, Any] | None = None
     unloaded: bool = False
     kernel_log: list[str] = field(default_factory=list)
     error: str | None = None
     fix: str | None = None
+    expects_trace: bool = True
+
+    @property
+    def ok(self) -> bool:
+        seen = self.result is not None or not self.expects_trace
+        return self.error is None and seen and self.unloaded
+
+
+@dataclass
+class RunReport:
+    """A run of projects in one boot of a kernel; ``ok`` when every project was."""
+
+    kernel: dict[str, str]
+    projects: list[ProjectReport] = field(default_factory=list)
+    accel: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.result is not None and self.unloaded
+        return bool(self.projects) and all(p.ok for p in self.projects)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, **asdict(self)}
+        d = asdict(self)
+        d["ok"] = self.ok
+        for p, pd in zip(self.projects, d["projects"], strict=True):
+            pd["ok"] = p.ok
+        return d
 
 
-def build_bpf(project: Project, kernel: Kernel, progress: Progress | None = None) -> list[Path]:
-    """Compile the project's BPF programs against the target's vmlinux.h."""
-    header = vmlinux_h(kernel, progress)
+def build_bpf(
+    project: Project,
+    kernel: Kernel,
+    progress: Progress | None = None,
+    module: ModuleBuild | None = None,
+) -> list[Path]:
+    """Compile the project's BPF programs against the target's vmlinux.h.
+
+    With a module, vmlinux.h is dumped from the module's BTF over the kernel's,
+    so that it also defines the module's own types (a kfunc's ``struct refobj
+    *`` must be a struct in the program's BTF, not a forward declaration, or
+    libbpf finds the prototypes incompatible).
+    """
     out_dir = cache_dir("builds", kernel.release, f"bpf-{project.name}")
+    if module is None:
+        header = vmlinux_h(kernel, progress)
+    else:
+        header = out_dir / "include" / "vmlinux.h"
+        if not up_to_date(header, [module.ko]):
+            header.parent.mkdir(parents=True, exist_ok=True)
+            write_vmlinux_h(module.ko, header, base_btf_path=kernel.vmlinux)
     objects = []
     for src in project.bpf_sources:
         out = out_dir / (src.name.removesuffix(".c") + ".o")
-        deps = [header, *sorted(src.parent.glob("*.h"))]
+        deps = [header, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
         objects.append(
-            compile_bpf(src, out, include_dirs=[header.parent, src.parent], depends=deps)
+            compile_bpf(src, out, include_dirs=[header.parent, *project.include_dirs], depends=deps)
         )
     return objects
 
 
 def check_project(
     project: Project, kernel: Kernel, objects: list[Path], module: ModuleBuild | None
-) -> None:
-    """Raise CheckError when a kfunc call or registration cannot work on ``kernel``."""
+) -> list[str]:
+    """Raise CheckError when a kfunc call or registration cannot work on ``kernel``.
+
+    Returns the warnings: what works on this kernel only in a weaker form.
+    """
     hooks = kfunc_hooks(kernel)
-    problems = []
+    problems: list[Problem] = []
     for obj in objects:
         problems += check_calls(read_bpf_object(obj), kernel.version, hooks)
-    if project.module is not None:
-        regs = module_registrations(list(project.module.files))
+    warnings: list[str] = []
+    refused = {p.prog_type for p in problems}
+    if project.spec is not None:
+        verdict = judge(project.spec, kernel.version, hooks)
+        warnings = verdict.warnings
+        if verdict.errors and not problems:
+            raise CheckError([m for m, _ in verdict.errors], verdict.errors[0][1])
+    elif module is not None:
+        source = project.module_source()
+        regs = module_registrations(list(source.files)) if source else []
         # A program type whose calls were refused above need not be told twice.
-        regs = [r for r in regs if r not in {p.prog_type for p in problems}]
-        problems += check_registrations(project.module.name, regs, kernel.version, hooks)
+        regs = [r for r in regs if r not in refused]
+        problems += check_registrations(module.name, regs, kernel.version, hooks)
     if problems:
         raise CheckError([p.message for p in problems], problems[0].fix)
+    return warnings
 
 
-def _plan(project: Project, module: ModuleBuild | None, rundir: Path, objects: list[Path],
-          trace_timeout: float) -> dict[str, Any]:  # fmt: skip
+def _project_steps(
+    project: Project, group: int, module: ModuleBuild | None, objects: list[Path],
+    rundir: Path, trace_timeout: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    own = rundir / str(group)
+    own.mkdir()
     steps: list[dict[str, Any]] = [{"op": "trace_clear"}]
     if module is not None:
-        ko = shutil.copy2(module.ko, rundir)
+        ko = shutil.copy2(module.ko, own)
         steps.append({"op": "insmod", "path": str(ko), "name": module.name})
         steps.append(
             {"op": "btf_module", "module": module.name, "kfuncs": [k.name for k in module.kfuncs]}
         )
     for obj in objects:
-        steps.append({"op": "bpf_load", "path": str(shutil.copy2(obj, rundir))})
+        steps.append({"op": "bpf_load", "path": str(shutil.copy2(obj, own))})
+    for test in project.tests:
+        steps.append(
+            {"op": "test_run", "program": test.program, "retval": test.retval,
+             "data": test.data().hex()}
+        )  # fmt: skip
     if project.trigger == "unlink":
         steps.append({"op": "trigger", "kind": "unlink"})
     elif project.trigger:
         steps.append({"op": "trigger", "kind": "command", "command": project.trigger})
-    steps.append({"op": "trace", "expect": project.expect, "timeout": trace_timeout})
+    if project.trigger or project.expect:
+        steps.append({"op": "trace", "expect": project.expect, "timeout": trace_timeout})
     steps.append({"op": "bpf_unload", "always": True})
     if module is not None:
         steps.append({"op": "rmmod", "name": module.name, "always": True})
-    return {"steps": steps}
+    for step in steps:
+        step["group"] = group
+    return steps
 
 
-def run_project(
-    project: Project,
+def run_projects(
+    projects: list[Project],
     kernel_name: str,
     progress: Progress | None = None,
     *,
     timeout: float = 180.0,
     trace_timeout: float = 10.0,
 ) -> RunReport:
-    """Run ``project`` on the kernel ``kernel_name``; see the module docstring."""
+    """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring."""
     progress = progress or Progress()
     t0 = time.monotonic()
     with progress.step(f"kernel {kernel_name}") as step:
         kernel = get_kernel(kernel_name, progress)
         step.summary = f"kernel {kernel.version} ({kernel.release})"
-    report = RunReport(project=str(project.path), kernel=kernel.to_dict())
-    module = None
-    if project.module is not None:
-        with progress.step(f"module {project.module.name}: kbuild with BTF") as step:
-            module = build_module(project.module, kernel, progress)
-            kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
-            cached = " [cached]" if module.cached else ""
-            step.summary = f"module {module.name}.ko with BTF: {kfuncs}{cached}"
-        report.module = module.to_dict()
-    with progress.step("BPF programs: clang") as step:
-        objects = build_bpf(project, kernel, progress)
-        step.summary = f"BPF {', '.join(o.name for o in objects)} compiled against vmlinux.h"
-    report.objects = [str(o) for o in objects]
-    with progress.step(f"checking calls against {kernel.version}"):
-        check_project(project, kernel, objects, module)
+    report = RunReport(kernel=kernel.to_dict())
+    prepared = []
+    for project in projects:
+        preport = ProjectReport(project=str(project.path))
+        preport.expects_trace = bool(project.trigger or project.expect)
+        module = None
+        source = project.module_source()
+        if source is not None:
+            with progress.step(f"module {source.name}: kbuild with BTF") as step:
+                module = build_module(source, kernel, progress)
+                kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
+                cached = " [cached]" if module.cached else ""
+                step.summary = f"module {module.name}.ko with BTF: {kfuncs}{cached}"
+            preport.module = module.to_dict()
+        with progress.step(f"{project.name}: BPF programs, clang") as step:
+            objects = build_bpf(project, kernel, progress, module)
+            step.summary = f"BPF {', '.join(o.name for o in objects)} compiled against vmlinux.h"
+        preport.objects = [str(o) for o in objects]
+        with progress.step(f"{project.name}: checking calls against {kernel.version}"):
+            preport.warnings = check_project(project, kernel, objects, module)
+        for warning in preport.warnings:
+            progress.note(warning)
+        prepared.append((project, module, objects))
+        report.projects.append(preport)
     report.seconds["prepare"] = round(time.monotonic() - t0, 2)
 
     rundir = Path(tempfile.mkdtemp(prefix="kfunc-run-"))
+    events: list[dict[str, Any]] = []
     try:
-        plan = _plan(project, module, rundir, objects, trace_timeout)
-        (rundir / "plan.json").write_text(json.dumps(plan, indent=2))
-        guest = Guest(kernel, timeout=timeout)
+        steps = []
+        for group, (project, module, objects) in enumerate(prepared):
+            steps += _project_steps(project, group, module, objects, rundir, trace_timeout)
+        (rundir / "plan.json").write_text(json.dumps({"steps": steps}, indent=2))
         argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
-
         marks: dict[str, float] = {}
 
         def on_line(line: ConsoleLine) -> None:
@@ -166,15 +245,12 @@ def run_project(
         t1 = time.monotonic()
         with progress.step(f"guest {kernel.release}: boot and run") as step:
             try:
-                run = guest.run(argv, rundir, on_line)
+                run = Guest(kernel, timeout=timeout).run(argv, rundir, on_line)
                 step.summary = f"guest {kernel.release} ({run.accel}): booted, ran, powered off"
             finally:
                 events_file = rundir / "events.jsonl"
-                events = (
-                    [json.loads(ln) for ln in events_file.read_text().splitlines() if ln]
-                    if events_file.exists()
-                    else []
-                )
+                if events_file.exists():
+                    events = [json.loads(ln) for ln in events_file.read_text().splitlines() if ln]
         report.accel = run.accel
         t2 = time.monotonic()
         report.seconds["guest"] = round(t2 - t1, 2)
@@ -188,9 +264,10 @@ def run_project(
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
     report.seconds["total"] = round(time.monotonic() - t0, 2)
-    _read_events(report, events)
-    if module is None:
-        report.unloaded = True  # nothing to unload
+    for group, (preport, (_, module, _)) in enumerate(zip(report.projects, prepared, strict=True)):
+        _read_events(preport, [e for e in events if e.get("group") == group])
+        if module is None:
+            preport.unloaded = True  # nothing to unload
     if not any(e["step"] == "done" for e in events):
         raise LostVMError(
             f"guest {kernel.release}: stopped before the run finished",
@@ -200,7 +277,7 @@ def run_project(
     return report
 
 
-def _read_events(report: RunReport, events: list[dict[str, Any]]) -> None:
+def _read_events(report: ProjectReport, events: list[dict[str, Any]]) -> None:
     for event in events:
         report.steps.append(event)
         report.kernel_log += event.get("kernel_log", [])
@@ -210,6 +287,8 @@ def _read_events(report: RunReport, events: list[dict[str, Any]]) -> None:
             report.trace = data.get("lines", [])
             if event.get("ok"):
                 report.result = data.get("matched")
+        elif step == "test_run" and event.get("ok") is not None:
+            report.tests.append(data)
         elif step == "btf_module" and event.get("ok"):
             report.registered = data
         elif step == "rmmod" and event.get("ok"):

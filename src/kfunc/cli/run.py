@@ -1,4 +1,4 @@
-"""``kfunc run PATH``: build, boot, load, call, show the result."""
+"""``kfunc run PATH...``: build, boot, load, call, show the result."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kfunc.cli.output import ConsoleProgress, print_error
 from kfunc.errors import KfuncError
 from kfunc.kernels.target import DEFAULT_KERNEL
 from kfunc.project import Project
-from kfunc.run import RunReport, run_project
+from kfunc.run import ProjectReport, RunReport, run_projects
 
 __all__ = ["register"]
 
@@ -21,11 +21,14 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
-        help="run a project (module + BPF programs) in a target kernel",
-        description="Build the module with BTF, boot the target kernel in a VM, insmod, load "
-        "and attach the BPF programs, trigger them and show the trace and kernel log.",
+        help="run projects (module + BPF programs) in a target kernel",
+        description="Build each module with BTF, boot the target kernel once in a VM, and for "
+        "each project: insmod, load and attach the BPF programs, trigger or test-run them, and "
+        "show the trace and kernel log.",
     )
-    p.add_argument("path", help="project directory, e.g. examples/hello")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="project directory, e.g. examples/hello"
+    )
     p.add_argument(
         "--kernel", "-k", default=DEFAULT_KERNEL,
         help=f"target kernel: a series (6.1, 6.12) or an exact Debian release "
@@ -37,10 +40,10 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    project = Project.load(args.path)
+    projects = [Project.load(path) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
     try:
-        report = run_project(project, args.kernel, progress, timeout=args.timeout)
+        report = run_projects(projects, args.kernel, progress, timeout=args.timeout)
     except KfuncError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))
@@ -49,8 +52,10 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         _show(report)
-        if not report.ok:
-            print_error(KfuncError(report.error or "the run did not show its result", report.fix))
+        for project in report.projects:
+            if not project.ok:
+                message = project.error or "the run did not show its result"
+                print_error(KfuncError(f"{project.project}: {message}", project.fix))
     return 0 if report.ok else 1
 
 
@@ -58,23 +63,30 @@ def _show(report: RunReport, console: Console | None = None) -> None:
     console = console or Console(highlight=False, soft_wrap=True)
     k = report.kernel
     console.print(f"[bold]kernel[/] {k['version']} ({k['release']}, {report.accel})")
-    for event in report.steps:
-        step, ok = event["step"], event.get("ok")
-        if step in ("boot", "done"):
-            continue
-        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]-[/]"}[ok]
-        console.print(f"{mark} {escape(_describe(event))}")
-        for line in event.get("kernel_log", []):
-            console.print(f"    [cyan]kernel:[/] {escape(line)}")
-    for line in report.trace:
-        console.print(f"    [magenta]trace:[/] {escape(line.strip())}")
+    for project in report.projects:
+        _show_project(project, console, len(report.projects) > 1)
     s = report.seconds
     console.print(
         f"[dim]{s.get('total', 0):.1f} s in all: {s.get('prepare', 0):.1f} s build and checks, "
         f"{s.get('guest', 0):.1f} s in the guest[/]"
     )
-    if report.ok:
-        console.print(f"[bold green]ok[/]: {escape(_result_text(report.result or ''))}")
+
+
+def _show_project(project: ProjectReport, console: Console, title: bool) -> None:
+    if title:
+        console.print(f"[bold]{escape(project.project)}[/]")
+    for event in project.steps:
+        ok = event.get("ok")
+        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]-[/]"}[ok]
+        console.print(f"{mark} {escape(_describe(event))}")
+        for line in event.get("kernel_log", []):
+            console.print(f"    [cyan]kernel:[/] {escape(line)}")
+    for line in project.trace:
+        console.print(f"    [magenta]trace:[/] {escape(line.strip())}")
+    if project.ok and project.result:
+        console.print(f"[bold green]ok[/]: {escape(_result_text(project.result))}")
+    elif project.ok:
+        console.print(f"[bold green]ok[/]: {len(project.tests)} test run(s) passed")
 
 
 def _result_text(line: str) -> str:
@@ -95,10 +107,17 @@ def _describe(event: dict[str, Any]) -> str:
         funcs = ", ".join(f"{n} (BTF id {i})" for n, i in data["kfuncs"].items())
         return f"{data['path']} ({data['size']} bytes) registers {funcs}"
     if step == "bpf_load":
-        progs = ", ".join(f"{p['name']} ({p['section']})" for p in data["programs"])
-        return f"loaded and attached {progs}"
+        progs = ", ".join(
+            f"{p['name']} ({p['section']}{', attached' if p.get('attached') else ''})"
+            for p in data["programs"]
+        )
+        return f"loaded {progs}"
+    if step == "test_run":
+        return f"test run {data['program']}: returned {data['retval']}"
     if step == "trigger":
-        return f"triggered: {(data.get('unlinked') and 'unlink ' + data['unlinked']) or data}"
+        if "unlinked" in data:
+            return f"triggered: unlink {data['unlinked']}"
+        return f"triggered: {data.get('command')} (exit {data.get('exit')})"
     if step == "trace":
         return f"trace: {len(data.get('lines', []))} line(s), result seen"
     if step == "bpf_unload":

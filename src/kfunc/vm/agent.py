@@ -33,6 +33,9 @@ __all__ = ["KernelLog", "main"]
 EVENT_PREFIX = "KFUNC-EVENT "
 _SYS_FINIT_MODULE = 313  # x86_64
 _SYS_DELETE_MODULE = 176
+# Program types libbpf attaches from their section name alone; the others
+# (syscall, xdp, tc ...) are exercised with BPF_PROG_TEST_RUN instead.
+_ATTACHABLE = {"kprobe", "tracepoint", "raw_tracepoint", "tracing", "lsm"}
 
 
 class StepFailed(Exception):
@@ -70,7 +73,7 @@ class KernelLog:
 @dataclass
 class State:
     workdir: Path
-    objects: list[Any] = field(default_factory=list)
+    objects: dict[str, Any] = field(default_factory=dict)  # by object path
     links: list[Any] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
 
@@ -150,7 +153,7 @@ def step_bpf_load(state: State, path: str, attach: bool = True) -> dict[str, Any
     from kfunc.libbpf import BpfObject
 
     obj = BpfObject(path)
-    state.objects.append(obj)
+    state.objects[path] = obj
     try:
         obj.load()
     except KfuncError as exc:
@@ -160,7 +163,7 @@ def step_bpf_load(state: State, path: str, attach: bool = True) -> dict[str, Any
     programs = []
     for prog in obj.programs.values():
         info: dict[str, Any] = {"name": prog.name, "section": prog.section, "type": prog.type_name}
-        if attach and prog.autoload:
+        if attach and prog.autoload and prog.type_name in _ATTACHABLE:
             try:
                 state.links.append(prog.attach())
             except KfuncError as exc:
@@ -175,8 +178,29 @@ def step_bpf_unload(state: State) -> dict[str, Any]:
     while state.links:
         state.links.pop().destroy()
     while state.objects:
-        state.objects.pop().close()
+        state.objects.popitem()[1].close()
     return {"links": links, "objects": objects}
+
+
+def step_test_run(state: State, program: str, retval: int, data: str = "") -> dict[str, Any]:
+    prog = next((o.programs[program] for o in state.objects.values() if program in o.programs),
+                None)  # fmt: skip
+    if prog is None:
+        raise StepFailed(
+            f"test_run: no program {program!r} loaded",
+            "name a function of the BPF object (its SEC(...) program) in [[run.test]]",
+        )
+    try:
+        result = prog.test_run(data_in=bytes.fromhex(data))
+    except KfuncError as exc:
+        raise StepFailed(exc.message, exc.fix) from None
+    got = {"program": program, "retval": result.retval, "expected": retval,
+           "duration_ns": result.duration}  # fmt: skip
+    if result.retval != retval:
+        raise StepFailed(
+            f"test_run {program}: returned {result.retval}, expected {retval}", None, **got
+        )
+    return got
 
 
 def step_trace_clear(state: State) -> dict[str, Any]:
@@ -236,6 +260,7 @@ STEPS: dict[str, Callable[..., dict[str, Any]]] = {
     "trace_clear": step_trace_clear,
     "trigger": step_trigger,
     "trace": step_trace,
+    "test_run": step_test_run,
 }
 
 
@@ -244,15 +269,16 @@ def run_plan(plan: dict[str, Any], workdir: Path, emit: Callable[[dict[str, Any]
     state = State(workdir)
     kmsg = KernelLog()
     emit({"step": "boot", "ok": True, "data": {"release": os.uname().release}})
-    failed = False
+    failed: set[int] = set()  # groups (projects) with a failed step
     for spec in plan["steps"]:
         spec = dict(spec)
         op = spec.pop("op")
         always = spec.pop("always", False)
-        if failed and not always:
-            emit({"step": op, "ok": None, "skipped": True})
+        group = spec.pop("group", 0)
+        if group in failed and not always:
+            emit({"step": op, "group": group, "ok": None, "skipped": True})
             continue
-        event: dict[str, Any] = {"step": op}
+        event: dict[str, Any] = {"step": op, "group": group}
         start = time.monotonic()
         try:
             event["data"] = STEPS[op](state, **spec)
@@ -265,7 +291,8 @@ def run_plan(plan: dict[str, Any], workdir: Path, emit: Callable[[dict[str, Any]
             event.update(ok=False, error=f"{op}: {type(exc).__name__}: {exc}")
         event["seconds"] = round(time.monotonic() - start, 3)
         event["kernel_log"] = kmsg.read()
-        failed = failed or not event["ok"]
+        if not event["ok"]:
+            failed.add(group)
         emit(event)
     emit({"step": "done", "ok": not failed})
     return 1 if failed else 0

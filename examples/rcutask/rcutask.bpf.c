@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Passes the current task (a trusted pointer) to a KF_RCU kfunc. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "rcutask_kfuncs.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+SEC("fentry/do_unlinkat")
+int BPF_PROG(task_tgid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	s32 pid = bpf_get_current_pid_tgid() >> 32;
+
+	bpf_printk("rcutask: tgid %d == pid %d", rcutask_tgid(task), pid);
+	return 0;
+}
