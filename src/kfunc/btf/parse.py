@@ -69,6 +69,7 @@ class BTF:
         self._cache: list[t.Type | None] = [None] * len(offsets)
         self._str_cache: dict[int, str] = {}
         self._by_name: dict[str, list[int]] | None = None
+        self._scanned_once = False
         self._tags_by_target: dict[int, list[int]] | None = None
 
     def __repr__(self) -> str:
@@ -176,9 +177,7 @@ class BTF:
     def find_all(self, name: str, kind: type[t.Type] | None = None) -> list[t.Type]:
         """Every type named ``name`` (of class ``kind``), base types first."""
         found = self.base.find_all(name, kind) if self.base else []
-        if self._by_name is None:
-            self._by_name = self._index_names()
-        for type_id in self._by_name.get(name, ()):
+        for type_id in self._ids_named(name):
             if kind is None or self._kinds[type_id - self.start_id] == kind.KIND:
                 found.append(self[type_id])
         return found
@@ -196,6 +195,35 @@ class BTF:
                 )
             typ = self[typ.type]
         return typ
+
+    def _ids_named(self, name: str) -> list[int]:
+        """Own type ids named ``name``. The first lookup scans for that one name
+        (tens of ms on vmlinux); the second builds the index of every name."""
+        if self._by_name is not None:
+            return self._by_name.get(name, [])
+        if self._scanned_once:
+            self._by_name = self._index_names()
+            return self._by_name.get(name, [])
+        self._scanned_once = True
+        return self._scan_name(name)
+
+    def _scan_name(self, name: str) -> list[int]:
+        if not name:
+            return []  # anonymous types are not indexed by name
+        needle = name.encode() + b"\0"
+        strings = self._strings
+        # Every occurrence is a valid name offset (a name may be a suffix of another).
+        at = set()
+        pos = strings.find(needle)
+        while pos >= 0:
+            at.add(self._str_start + pos)
+            pos = strings.find(needle, pos + 1)
+        if not at:
+            return []
+        words = self._words
+        names = [words[w] for w in self._offsets]
+        start = self.start_id
+        return [start + idx for idx, off in enumerate(names) if off in at]
 
     def _index_names(self) -> dict[str, list[int]]:
         words = self._words

@@ -1,0 +1,55 @@
+"""The options that pick whose kfuncs ``ls`` and ``header`` read."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kfunc.errors import KfuncError
+from kfunc.kfuncs import Inventory, file_inventory, host_inventory
+
+__all__ = ["add_selectors", "load_inventory"]
+
+
+def add_selectors(p: Any) -> None:
+    """--kernel / --btf / --ko (one of them; the running kernel by default),
+    --base and --module."""
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--kernel", "-k", metavar="VER",
+        help="a target kernel (6.1, 6.12 or an exact Debian release): its vmlinux and "
+        "every module of its image package",
+    )  # fmt: skip
+    which.add_argument(
+        "--btf", metavar="FILE",
+        help="a BTF file (/sys/kernel/btf/*, a .BTF dump) or an ELF file with .BTF (vmlinux)",
+    )  # fmt: skip
+    which.add_argument("--ko", metavar="FILE", help="a kernel module (.ko, .ko.xz ...)")
+    p.add_argument(
+        "--base", metavar="FILE",
+        help="the vmlinux (BTF or ELF) that --ko/--btf split BTF builds on "
+        "(default for a .ko: the kernel its vermagic names)",
+    )  # fmt: skip
+    p.add_argument("--module", "-m", metavar="NAME", help="only the kfuncs of this owner")
+
+
+def load_inventory(args: argparse.Namespace, quiet: bool = False) -> Inventory:
+    """The inventory the selectors name; the running kernel's BTF by default.
+    Reading a whole kernel shows progress on stderr unless ``quiet``."""
+    if args.base and not (args.btf or args.ko):
+        raise KfuncError("--base: no split BTF to read", "use --base with --btf FILE or --ko FILE")
+    if args.kernel:
+        # Only a kernel target needs rich and the package machinery.
+        from kfunc.cli.output import ConsoleProgress
+        from kfunc.kernels.target import get_kernel
+        from kfunc.kfuncs import kernel_inventory
+
+        progress = ConsoleProgress(quiet=quiet)
+        kernel = get_kernel(args.kernel, progress)
+        with progress.step(f"kfuncs of kernel {kernel}"):
+            inv = kernel_inventory(kernel, progress)
+    elif args.btf or args.ko:
+        inv = file_inventory(args.btf or args.ko, args.base)
+    else:
+        return host_inventory(args.module)
+    return inv.select(args.module) if args.module else inv

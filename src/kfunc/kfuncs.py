@@ -1,0 +1,532 @@
+"""A kernel's kfunc inventory: every kfunc with its C prototype, owner and KF_* flags.
+
+Kernels say which functions are kfuncs in two ways, and kfunc reads both:
+
+- BTF decl tags: pahole >= 1.27 tags each kfunc's FUNC with ``bpf_kfunc``
+  (Linux 6.11). The tags carry no KF_* flags.
+- The kfunc ID sets in ``.BTF_ids`` (``BTF_KFUNCS_START``, before 6.9
+  ``BTF_SET8_START``): a ``btf_id_set8`` of (BTF id, KF_* flags) pairs that
+  ``resolve_btfids`` filled in. Module sets are found by their
+  ``__BTF_ID__set8__`` symbols. A vmlinux taken out of a bzImage has no
+  symbols (and Debian's System.map is a placeholder), so its sets are found by
+  :func:`scan_set8`, a validated scan of the section.
+
+Where the BTF has tags they are used; otherwise the sets. Listings of whole
+kernels are cached as JSON: a target's in its cache directory, a file's keyed
+by its path, size, mtime and first bytes. ``kfunc.elf`` (pyelftools) and the
+kernel targets are imported only where an ELF file or a kernel is read, so
+listing raw BTF stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kfunc.btf import format as fmt
+from kfunc.btf import types as bt
+from kfunc.btf.kernel import SYS_BTF
+from kfunc.btf.parse import BTF, parse_btf
+from kfunc.btf.render import func_prototype
+from kfunc.cache import cache_dir
+from kfunc.errors import BTFError, ELFError, KfuncError
+from kfunc.kf_flags import BTF_SET8_KFUNCS, KF_FLAGS, kf_flag_names
+
+if TYPE_CHECKING:
+    from kfunc.elf import BTFIdSet, ElfObject
+    from kfunc.kernels.target import Kernel
+    from kfunc.progress import Progress
+
+__all__ = [
+    "HOST",
+    "SOURCE_BTF_IDS",
+    "SOURCE_DECL_TAG",
+    "VMLINUX",
+    "Inventory",
+    "Kfunc",
+    "elf_kfuncs",
+    "file_inventory",
+    "helper_count",
+    "host_inventory",
+    "inventory_of",
+    "kernel_inventory",
+    "kfunc_sets",
+    "ksym_header",
+    "module_base",
+    "module_name",
+    "modules_dir",
+    "scan_set8",
+    "set_kfuncs",
+    "tagged_kfuncs",
+]
+
+VMLINUX = "vmlinux"
+#: The running kernel, as :func:`inventory_of` names it.
+HOST = "host"
+SOURCE_DECL_TAG = "decl_tag"
+SOURCE_BTF_IDS = "btf_ids"
+KFUNC_TAG = "bpf_kfunc"
+
+#: Bumped whenever what an inventory holds changes, to invalidate caches.
+_CACHE_VERSION = 1
+_KF_MASK = sum(f.value for f in KF_FLAGS)
+_ELF_MAGIC = b"\x7fELF"
+
+
+@dataclass(frozen=True, slots=True)
+class Kfunc:
+    """One kfunc. ``flags`` are KF_* names, None where the source has none (decl
+    tags); ``sets`` names the ID sets holding it (``.BTF_ids+0x1a8`` for a set
+    found by scanning); ``source`` is ``decl_tag`` or ``btf_ids``."""
+
+    name: str
+    prototype: str
+    owner: str
+    flags: tuple[str, ...] | None
+    sets: tuple[str, ...]
+    source: str
+
+    def extern(self, weak: bool = False) -> str:
+        """``extern <prototype> __ksym;`` (``__weak __ksym`` with ``weak``)."""
+        return f"extern {self.prototype} {'__weak __ksym' if weak else '__ksym'};"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "prototype": self.prototype,
+            "owner": self.owner,
+            "flags": None if self.flags is None else list(self.flags),
+            "sets": list(self.sets),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Kfunc:
+        flags = d["flags"]
+        return cls(
+            d["name"],
+            d["prototype"],
+            d["owner"],
+            None if flags is None else tuple(flags),
+            tuple(d["sets"]),
+            d["source"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """The kfuncs of one target (a kernel, a BTF or ELF file, a module), sorted
+    vmlinux first, then by owner and name; ``helpers`` is the number of BPF
+    helpers (``enum bpf_func_id``) of its vmlinux, None if its BTF lacks it."""
+
+    target: str
+    kfuncs: tuple[Kfunc, ...]
+    helpers: int | None
+
+    def select(self, module: str | None = None, names: Iterable[str] = ()) -> Inventory:
+        """The kfuncs owned by ``module`` (``vmlinux`` or a module name) and named
+        in ``names`` (all if empty); an unknown name raises KfuncError."""
+        kfuncs = self.kfuncs
+        if module is not None:
+            kfuncs = tuple(k for k in kfuncs if k.owner == module.replace("-", "_"))
+            if not kfuncs:
+                owners = sorted({k.owner for k in self.kfuncs})
+                raise KfuncError(
+                    f"{self.target}: no kfuncs owned by {module!r}",
+                    f"pick one of: {', '.join(owners)}" if owners else None,
+                )
+        wanted = list(dict.fromkeys(names))
+        if wanted:
+            by_name = {k.name: k for k in kfuncs}
+            missing = [n for n in wanted if n not in by_name]
+            if missing:
+                raise KfuncError(
+                    f"{self.target}: no kfunc {', '.join(missing)}",
+                    "list the available ones with `kfunc ls` (same selectors)",
+                )
+            kfuncs = tuple(by_name[n] for n in wanted)
+        return Inventory(self.target, kfuncs, self.helpers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "helpers": self.helpers,
+            "kfuncs": [k.to_dict() for k in self.kfuncs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Inventory:
+        return cls(d["target"], tuple(Kfunc.from_dict(k) for k in d["kfuncs"]), d["helpers"])
+
+
+def _sorted(kfuncs: Iterable[Kfunc]) -> tuple[Kfunc, ...]:
+    return tuple(sorted(kfuncs, key=lambda k: (k.owner != VMLINUX, k.owner, k.name)))
+
+
+def helper_count(btf: BTF) -> int | None:
+    """The number of BPF helpers: the enumerators of ``enum bpf_func_id``, less its
+    ``__BPF_FUNC_MAX_ID`` sentinel (``BPF_FUNC_unspec``, id 0, counts as in
+    the kernel's own ``__BPF_FUNC_MAX_ID``). None if the BTF has no such enum."""
+    enum = btf.find("bpf_func_id", bt.Enum)
+    if enum is None:
+        return None
+    return sum(1 for v in enum.values if v.name != "__BPF_FUNC_MAX_ID")
+
+
+def ksym_header(kfuncs: Iterable[Kfunc], weak: bool = False, guard: str = "__KFUNCS_H__") -> str:
+    """A C header declaring ``kfuncs`` for a BPF program, to include after
+    vmlinux.h (which defines the types the prototypes use). ``weak`` declares
+    them ``__weak`` so a program loads where some are missing (test with
+    ``bpf_ksym_exists()``)."""
+    lines = [
+        "/* Generated by kfunc: kfunc declarations; include after vmlinux.h. */",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#ifndef __ksym",
+        '#define __ksym __attribute__((section(".ksyms")))',
+        "#endif",
+    ]
+    if weak:
+        lines += ["#ifndef __weak", "#define __weak __attribute__((weak))", "#endif"]
+    lines.append("")
+    owner = None
+    for k in kfuncs:
+        if k.owner != owner:
+            owner = k.owner
+            lines.append(f"/* {owner} */")
+        flags = f" /* {' | '.join(k.flags)} */" if k.flags else ""
+        lines.append(k.extern(weak) + flags)
+    lines += ["", f"#endif /* {guard} */", ""]
+    return "\n".join(lines)
+
+
+# --- kfuncs from BTF decl tags -------------------------------------------------
+
+
+def tagged_kfuncs(btf: BTF, owner: str) -> list[Kfunc]:
+    """This BTF's own FUNCs tagged ``bpf_kfunc`` (pahole >= 1.27), unsorted."""
+    return [
+        Kfunc(f.name, func_prototype(btf, f), owner, None, (), SOURCE_DECL_TAG)
+        for f in btf.funcs(KFUNC_TAG)
+    ]
+
+
+# --- kfuncs from .BTF_ids sets ---------------------------------------------------
+
+
+def kfunc_sets(sets: Iterable[BTFIdSet]) -> list[BTFIdSet]:
+    """The kfunc sets among ``sets``: every set8 or, where any set8 carries the
+    BTF_SET8_KFUNCS flag (6.9+, ``BTF_KFUNCS_START``), only those. Before 6.9 an
+    fmodret set (``register_btf_fmodret_id_set``) looks the same and is kept."""
+    set8 = [s for s in sets if s.set8]
+    if any(s.flags & BTF_SET8_KFUNCS for s in set8):
+        return [s for s in set8 if s.flags & BTF_SET8_KFUNCS]
+    return set8
+
+
+def set_kfuncs(btf: BTF, sets: Iterable[BTFIdSet], owner: str) -> list[Kfunc]:
+    """The FUNCs of ``btf`` named by the kfunc ``sets``, unsorted; a kfunc in
+    several sets is listed once with the union of its flags."""
+    found: dict[int, tuple[int, list[str]]] = {}
+    for s in sets:
+        for entry in s.entries:
+            fid = entry.btf_id
+            if fid < btf.start_id or fid >= len(btf) or btf.kind(fid) != fmt.BTF_KIND_FUNC:
+                continue  # 0 (not resolved at build time) or another BTF's id
+            flags, names = found.get(fid, (0, []))
+            found[fid] = (flags | entry.flags, [*names, s.name])
+    out = []
+    for fid, (flags, names) in found.items():
+        func = btf[fid]
+        assert isinstance(func, bt.Func)
+        out.append(
+            Kfunc(
+                func.name,
+                func_prototype(btf, func),
+                owner,
+                tuple(kf_flag_names(flags)),
+                tuple(dict.fromkeys(names)),
+                SOURCE_BTF_IDS,
+            )
+        )
+    return out
+
+
+def scan_set8(data: bytes, btf: BTF, little_endian: bool = True) -> list[BTFIdSet]:
+    """Find the ``btf_id_set8`` sets of a ``.BTF_ids`` section without symbols.
+
+    A set is accepted at a 4-byte offset where the header's flags word is 0 or
+    BTF_SET8_KFUNCS and ``cnt`` >= 1 pairs follow whose ids are strictly
+    increasing (resolve_btfids sorts sets for the kernel's bsearch), all name
+    FUNCs of ``btf``, and whose flags use known KF_* bits only. Scanning
+    resumes after an accepted set. Sets are named by their offset.
+    """
+    from kfunc.elf import BTFIdEntry, BTFIdSet
+
+    words = array("I")
+    words.frombytes(data[: len(data) // 4 * 4])
+    if little_endian != (array("I", [1]).tobytes()[0] == 1):
+        words.byteswap()
+    n = len(words)
+    first, end = btf.start_id, len(btf)
+    kind = btf.kind
+    func = fmt.BTF_KIND_FUNC
+    sets = []
+    o = 0
+    while o + 4 <= n:
+        cnt, flags = words[o], words[o + 1]
+        stop = o + 2 + 2 * cnt
+        if cnt == 0 or flags & ~BTF_SET8_KFUNCS or stop > n:
+            o += 1
+            continue
+        ids = words[o + 2 : stop : 2]
+        kf = words[o + 3 : stop : 2]
+        if (
+            max(kf) & ~_KF_MASK
+            or ids[0] < first
+            or ids[-1] >= end
+            or any(a >= b for a, b in pairwise(ids))
+            or any(kind(i) != func for i in ids)
+        ):
+            o += 1
+            continue
+        entries = tuple(BTFIdEntry(i, f) for i, f in zip(ids, kf, strict=True))
+        sets.append(BTFIdSet(f".BTF_ids+{4 * o:#x}", True, flags, entries))
+        o = stop
+    return sets
+
+
+# --- files ----------------------------------------------------------------------
+
+
+def _elf_sets(elf: ElfObject, btf: BTF) -> list[BTFIdSet]:
+    """The ID sets of an ELF file: by symbols where it has a symbol table, else
+    (a vmlinux out of a bzImage) by :func:`scan_set8`."""
+    if not elf.has_section(".BTF_ids"):
+        return []
+    if elf.has_section(".symtab"):
+        return elf.btf_id_sets()
+    # .BTF is in the file's byte order: its magic says which.
+    little = elf.section(".BTF")[:2] == fmt.BTF_MAGIC.to_bytes(2, "little")
+    return scan_set8(elf.section(".BTF_ids"), btf, little)
+
+
+def elf_kfuncs(elf: ElfObject, btf: BTF, owner: str) -> list[Kfunc]:
+    """The kfuncs an ELF file defines: by decl tags where its BTF has them,
+    else by its ``.BTF_ids`` kfunc sets (see :func:`kfunc_sets`)."""
+    return tagged_kfuncs(btf, owner) or set_kfuncs(btf, kfunc_sets(_elf_sets(elf, btf)), owner)
+
+
+def module_name(path: Path) -> str:
+    """A module's name from its file, as the kernel spells it (``nf_conntrack``)."""
+    name = path.name
+    for suffix in (".xz", ".gz", ".zst", ".ko"):
+        name = name.removesuffix(suffix)
+    return name.replace("-", "_")
+
+
+def _is_elf(path: Path, head: bytes) -> bool:
+    return head.startswith(_ELF_MAGIC) or path.suffix in (".xz", ".gz", ".zst")
+
+
+def _read_head(path: Path, size: int = 64) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError as e:
+        raise KfuncError(f"{path}: cannot read: {e.strerror}") from e
+
+
+def _load_btf(path: Path, base: BTF | None) -> tuple[BTF, ElfObject | None]:
+    """The BTF of a raw BTF file or of an ELF file's ``.BTF`` (and the ELF)."""
+    if _is_elf(path, _read_head(path)):
+        from kfunc.elf import ElfObject
+
+        elf = ElfObject(path)
+        return elf.btf(base), elf
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BTFError(f"BTF {path}: cannot read: {e.strerror}") from e
+    return parse_btf(data, base, name=str(path)), None
+
+
+def _file_key(*paths: Path) -> str:
+    h = hashlib.sha256(f"v{_CACHE_VERSION}".encode())
+    for path in paths:
+        st = path.stat()
+        h.update(f"\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        h.update(_read_head(path, 4096))
+    return h.hexdigest()[:32]
+
+
+def file_inventory(
+    path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, cache: bool = True
+) -> Inventory:
+    """The kfuncs of a file: raw BTF (``/sys/kernel/btf/*``, a ``.BTF`` dump) or
+    an ELF file (vmlinux, a .ko, compressed or not). Split BTF (a module's) needs
+    ``base``, its vmlinux (raw BTF or ELF); a .ko without one gets the vmlinux of
+    the kernel its ``vermagic`` names (see :func:`module_base`).
+
+    With ``cache``, the answer is kept under kfunc's cache, keyed by each file's
+    path, size, mtime and first 4 KiB.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise KfuncError(f"{path}: no such file", "pass a BTF file, a vmlinux or a .ko")
+    head = _read_head(path)
+    if base is None and _is_elf(path, head) and _looks_like_module(path):
+        base = module_base(path)
+    base_path = Path(base) if base is not None else None
+    keyed = [path] if base_path is None else [path, base_path]
+    store = cache_dir("inventory") / f"{_file_key(*keyed)}.json" if cache else None
+    if store is not None and store.exists():
+        return Inventory.from_dict(json.loads(store.read_text()))
+    base_btf = _load_btf(base_path, None)[0] if base_path is not None else None
+    btf, elf = _load_btf(path, base_btf)
+    owner = VMLINUX if base_btf is None else module_name(path)
+    kfuncs = elf_kfuncs(elf, btf, owner) if elf else tagged_kfuncs(btf, owner)
+    inv = Inventory(str(path), _sorted(kfuncs), helper_count(btf))
+    if store is not None:
+        _write_json(store, inv.to_dict())
+    return inv
+
+
+def _looks_like_module(path: Path) -> bool:
+    return ".ko" in path.suffixes
+
+
+_VERMAGIC = re.compile(rb"vermagic=(\S+)")
+
+
+def module_base(path: Path) -> Path:
+    """The vmlinux to read a .ko's split BTF over: the running kernel's BTF if the
+    module's ``vermagic`` names the running kernel, else the target kernel of
+    that release (fetched if need be)."""
+    from kfunc.elf import ElfObject
+    from kfunc.kernels.target import get_kernel
+
+    elf = ElfObject(path)
+    m = _VERMAGIC.search(elf.section(".modinfo")) if elf.has_section(".modinfo") else None
+    if m is None:
+        raise ELFError(
+            f"{path}: no vermagic in .modinfo to tell which kernel it was built for",
+            "pass its vmlinux BTF with --base",
+        )
+    release = m.group(1).decode()
+    if release == os.uname().release and (SYS_BTF / VMLINUX).exists():
+        return SYS_BTF / VMLINUX
+    try:
+        return get_kernel(release).vmlinux
+    except KfuncError as e:
+        raise KfuncError(
+            f"{path}: built for kernel {release}, whose BTF kfunc cannot get: {e.message}",
+            "pass its vmlinux BTF with --base",
+        ) from e
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data) + "\n")
+    os.replace(tmp, path)
+
+
+def host_inventory(module: str | None = None) -> Inventory:
+    """The running kernel's kfuncs from ``/sys/kernel/btf`` (decl tags only: the
+    running kernel's ``.BTF_ids`` is not readable); with ``module``, that loaded
+    module's. Read-only, and cached like :func:`file_inventory`."""
+    vmlinux = SYS_BTF / VMLINUX
+    if not vmlinux.exists():
+        raise BTFError(
+            f"{vmlinux}: not found: the running kernel has no BTF",
+            "pick a kernel with --kernel VER, or a file with --btf FILE",
+        )
+    if module is None:
+        return file_inventory(vmlinux)
+    path = SYS_BTF / module.replace("-", "_")
+    if not path.exists():
+        raise BTFError(
+            f"{path}: no BTF for module {module!r}: not loaded, or built without BTF",
+            "load it first, or read its .ko with --ko FILE",
+        )
+    return file_inventory(path, vmlinux)
+
+
+def inventory_of(spec: str, progress: Progress | None = None) -> Inventory:
+    """The inventory ``spec`` names: ``host`` (the running kernel), a file (BTF,
+    vmlinux or .ko), or a target kernel (``6.1``, ``6.12.117+deb12-amd64``)."""
+    if spec == HOST:
+        return host_inventory()
+    if os.sep in spec or Path(spec).exists():
+        return file_inventory(spec)
+    from kfunc.kernels.target import get_kernel
+
+    return kernel_inventory(get_kernel(spec, progress), progress)
+
+
+# --- kernel targets ---------------------------------------------------------------
+
+
+def kernel_inventory(kernel: Kernel, progress: Progress | None = None) -> Inventory:
+    """Every kfunc of a target kernel: its vmlinux's and those of each module of
+    its image package that has kfunc sets. Computed once (tens of seconds:
+    every module is read) and cached as ``kfuncs.json`` in the kernel's cache
+    directory."""
+    from kfunc.elf import ElfObject
+
+    store = kernel.path / "kfuncs.json"
+    if store.exists():
+        cached = json.loads(store.read_text())
+        if cached.get("version") == _CACHE_VERSION:
+            return Inventory.from_dict(cached["inventory"])
+    # Debian's 6.12 headers ship a vmlinux with symbols; it has the same .BTF
+    # and .BTF_ids as the one out of the bzImage, which has none.
+    headers_vmlinux = kernel.build_dir / VMLINUX
+    symbols = not headers_vmlinux.is_symlink() and headers_vmlinux.exists()
+    vmlinux = ElfObject(headers_vmlinux if symbols else kernel.vmlinux)
+    if progress:
+        progress.update(f"reading {vmlinux.path}")
+    base = vmlinux.btf()
+    kfuncs = elf_kfuncs(vmlinux, base, VMLINUX)
+    modules = sorted(modules_dir(kernel).rglob("*.ko*"))
+    for path in _with_kfunc_sets(modules, progress):
+        elf = ElfObject(path)
+        kfuncs += elf_kfuncs(elf, elf.btf(base), module_name(path))
+    inv = Inventory(str(kernel), _sorted(kfuncs), helper_count(base))
+    _write_json(store, {"version": _CACHE_VERSION, "inventory": inv.to_dict()})
+    return inv
+
+
+def modules_dir(kernel: Kernel) -> Path:
+    """Where the kernel's image package keeps its modules."""
+    return kernel.root / "lib" / "modules" / kernel.release / "kernel"
+
+
+def _has_set8(path: Path) -> bool:
+    from kfunc.elf import ElfObject
+
+    elf = ElfObject(path)
+    return elf.has_section(".BTF_ids") and any(s.set8 for s in elf.btf_id_sets())
+
+
+def _with_kfunc_sets(paths: list[Path], progress: Progress | None) -> Iterator[Path]:
+    """The modules among ``paths`` that have a set8 in ``.BTF_ids``, checked over
+    all CPUs (most modules are .ko.xz, and decompressing them dominates)."""
+    from concurrent.futures import ProcessPoolExecutor  # only here: it costs 15 ms to import
+
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        hits = pool.map(_has_set8, paths, chunksize=32)
+        for n, (path, hit) in enumerate(zip(paths, hits, strict=True), 1):
+            if progress and n % 200 == 0:
+                progress.update(f"scanned {n}/{len(paths)} modules")
+            if hit:
+                yield path
