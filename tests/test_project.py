@@ -31,7 +31,7 @@ def test_trigger_is_inferred_from_the_attach_point(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
-        ({}, "no BPF program"),
+        ({}, "neither a module nor BPF programs"),
         ({"x.bpf.c": "", "kfunc.toml": "[run\n"}, "kfunc.toml"),
         ({"x.bpf.c": "", "kfunc.toml": '[run]\nexpect = "("\n'}, "bad regex"),
     ],

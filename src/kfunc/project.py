@@ -104,10 +104,16 @@ class Project:
                 raise KfuncError(f"{toml}: {exc}", "fix the TOML syntax") from None
         spec = load_spec(toml) if "module" in data else None
         bpf = tuple(sorted(path.glob("*.bpf.c")))
-        if not bpf:
+        if (
+            not bpf
+            and spec is None
+            and not (path / "Kbuild").exists()
+            and not (path / "Makefile").exists()
+        ):
             raise KfuncError(
-                f"{path}: no BPF program (*.bpf.c)",
-                "add a BPF C program that calls the kfunc, e.g. hello.bpf.c",
+                f"{path}: neither a module nor BPF programs",
+                "add a kfunc.toml spec (kfunc new NAME starts one), or module sources with a "
+                "Kbuild file, and *.bpf.c programs",
             )
         run = data.get("run", {})
         trigger = run.get("trigger")

@@ -19,27 +19,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfunc.cache import cache_dir
-from kfunc.check import (
-    Problem,
-    check_calls,
-    check_registrations,
-    module_registrations,
-    read_bpf_object,
-)
-from kfunc.clang import compile_bpf, up_to_date
-from kfunc.codegen import judge
-from kfunc.errors import CheckError, LostVMError
-from kfunc.kbuild import ModuleBuild, build_module
-from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
-from kfunc.kernels.target import Kernel, get_kernel
-from kfunc.libbpf.vmlinux_h import write_vmlinux_h
+from kfunc.build import ProjectBuild, build_project
+from kfunc.errors import KfuncError, LostVMError
+from kfunc.kernels.target import get_kernel
 from kfunc.progress import Progress
 from kfunc.project import Project
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
 
-__all__ = ["ProjectReport", "RunReport", "build_bpf", "check_project", "run_projects"]
+__all__ = ["ProjectReport", "RunReport", "run_projects"]
 
 
 @dataclass
@@ -88,70 +76,10 @@ class RunReport:
         return d
 
 
-def build_bpf(
-    project: Project,
-    kernel: Kernel,
-    progress: Progress | None = None,
-    module: ModuleBuild | None = None,
-) -> list[Path]:
-    """Compile the project's BPF programs against the target's vmlinux.h.
-
-    With a module, vmlinux.h is dumped from the module's BTF over the kernel's,
-    so that it also defines the module's own types (a kfunc's ``struct refobj
-    *`` must be a struct in the program's BTF, not a forward declaration, or
-    libbpf finds the prototypes incompatible).
-    """
-    out_dir = cache_dir("builds", kernel.release, f"bpf-{project.name}")
-    if module is None:
-        header = vmlinux_h(kernel, progress)
-    else:
-        header = out_dir / "include" / "vmlinux.h"
-        if not up_to_date(header, [module.ko]):
-            header.parent.mkdir(parents=True, exist_ok=True)
-            write_vmlinux_h(module.ko, header, base_btf_path=kernel.vmlinux)
-    objects = []
-    for src in project.bpf_sources:
-        out = out_dir / (src.name.removesuffix(".c") + ".o")
-        deps = [header, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
-        objects.append(
-            compile_bpf(src, out, include_dirs=[header.parent, *project.include_dirs], depends=deps)
-        )
-    return objects
-
-
-def check_project(
-    project: Project, kernel: Kernel, objects: list[Path], module: ModuleBuild | None
-) -> list[str]:
-    """Raise CheckError when a kfunc call or registration cannot work on ``kernel``.
-
-    Returns the warnings: what works on this kernel only in a weaker form.
-    """
-    hooks = kfunc_hooks(kernel)
-    problems: list[Problem] = []
-    for obj in objects:
-        problems += check_calls(read_bpf_object(obj), kernel.version, hooks)
-    warnings: list[str] = []
-    refused = {p.prog_type for p in problems}
-    if project.spec is not None:
-        verdict = judge(project.spec, kernel.version, hooks)
-        warnings = verdict.warnings
-        if verdict.errors and not problems:
-            raise CheckError([m for m, _ in verdict.errors], verdict.errors[0][1])
-    elif module is not None:
-        source = project.module_source()
-        regs = module_registrations(list(source.files)) if source else []
-        # A program type whose calls were refused above need not be told twice.
-        regs = [r for r in regs if r not in refused]
-        problems += check_registrations(module.name, regs, kernel.version, hooks)
-    if problems:
-        raise CheckError([p.message for p in problems], problems[0].fix)
-    return warnings
-
-
 def _project_steps(
-    project: Project, group: int, module: ModuleBuild | None, objects: list[Path],
-    rundir: Path, trace_timeout: float,
-) -> list[dict[str, Any]]:  # fmt: skip
+    built: ProjectBuild, group: int, rundir: Path, trace_timeout: float
+) -> list[dict[str, Any]]:
+    project, module, objects = built.project, built.module, built.objects
     own = rundir / str(group)
     own.mkdir()
     steps: list[dict[str, Any]] = [{"op": "trace_clear"}]
@@ -199,26 +127,20 @@ def run_projects(
     report = RunReport(kernel=kernel.to_dict())
     prepared = []
     for project in projects:
-        preport = ProjectReport(project=str(project.path))
-        preport.expects_trace = bool(project.trigger or project.expect)
-        module = None
-        source = project.module_source()
-        if source is not None:
-            with progress.step(f"module {source.name}: kbuild with BTF") as step:
-                module = build_module(source, kernel, progress)
-                kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
-                cached = " [cached]" if module.cached else ""
-                step.summary = f"module {module.name}.ko with BTF: {kfuncs}{cached}"
-            preport.module = module.to_dict()
-        with progress.step(f"{project.name}: BPF programs, clang") as step:
-            objects = build_bpf(project, kernel, progress, module)
-            step.summary = f"BPF {', '.join(o.name for o in objects)} compiled against vmlinux.h"
-        preport.objects = [str(o) for o in objects]
-        with progress.step(f"{project.name}: checking calls against {kernel.version}"):
-            preport.warnings = check_project(project, kernel, objects, module)
-        for warning in preport.warnings:
-            progress.note(warning)
-        prepared.append((project, module, objects))
+        if not project.bpf_sources:
+            raise KfuncError(
+                f"{project.path}: no BPF program (*.bpf.c) to run",
+                "add a BPF C program that calls the kfunc, or use `kfunc build` for the module",
+            )
+        built = build_project(project, kernel, progress)
+        preport = ProjectReport(
+            project=str(project.path),
+            module=built.module.to_dict() if built.module else None,
+            objects=[str(o) for o in built.objects],
+            warnings=built.warnings,
+            expects_trace=bool(project.trigger or project.expect),
+        )
+        prepared.append(built)
         report.projects.append(preport)
     report.seconds["prepare"] = round(time.monotonic() - t0, 2)
 
@@ -226,8 +148,8 @@ def run_projects(
     events: list[dict[str, Any]] = []
     try:
         steps = []
-        for group, (project, module, objects) in enumerate(prepared):
-            steps += _project_steps(project, group, module, objects, rundir, trace_timeout)
+        for group, built in enumerate(prepared):
+            steps += _project_steps(built, group, rundir, trace_timeout)
         (rundir / "plan.json").write_text(json.dumps({"steps": steps}, indent=2))
         argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
         marks: dict[str, float] = {}
@@ -264,9 +186,9 @@ def run_projects(
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
     report.seconds["total"] = round(time.monotonic() - t0, 2)
-    for group, (preport, (_, module, _)) in enumerate(zip(report.projects, prepared, strict=True)):
+    for group, (preport, built) in enumerate(zip(report.projects, prepared, strict=True)):
         _read_events(preport, [e for e in events if e.get("group") == group])
-        if module is None:
+        if built.module is None:
             preport.unloaded = True  # nothing to unload
     if not any(e["step"] == "done" for e in events):
         raise LostVMError(

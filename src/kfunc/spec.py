@@ -128,8 +128,8 @@ def _validate(spec: ModuleSpec) -> None:
             raise SpecError(f"{where}: include {inc!r} is not a header path", "e.g. linux/slab.h")
     if spec.license not in ("GPL", "GPL v2", "Dual BSD/GPL", "Dual MIT/GPL"):
         raise SpecError(
-            f"{where}: license {spec.license!r}",
-            "kfuncs need a GPL-compatible module license: GPL or Dual BSD/GPL",
+            f"{where}: license {spec.license!r} is not GPL-compatible",
+            "kfunc registration is GPL-only: use GPL or Dual BSD/GPL",
         )
     seen: set[str] = set()
     for k in spec.kfuncs:

@@ -1,0 +1,153 @@
+"""``kfunc build``: a project's module with BTF, its BPF header, and its BPF programs.
+
+Everything that happens on the host before a boot: generate the module from
+its spec (or take the hand-written sources), check it against the target's
+rules, build it with kbuild, write the BPF-side header of its kfuncs,
+compile the BPF programs, and check their kfunc calls against the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kfunc.cache import cache_dir
+from kfunc.check import (
+    Problem,
+    check_calls,
+    check_registrations,
+    module_registrations,
+    read_bpf_object,
+)
+from kfunc.clang import compile_bpf, up_to_date
+from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
+from kfunc.errors import CheckError
+from kfunc.kbuild import ModuleBuild, ModuleSource, build_module
+from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
+from kfunc.kernels.target import Kernel
+from kfunc.libbpf.vmlinux_h import write_vmlinux_h
+from kfunc.progress import Progress
+from kfunc.project import Project
+
+__all__ = ["ProjectBuild", "build_bpf", "build_project", "check_module", "write_bpf_header"]
+
+
+@dataclass
+class ProjectBuild:
+    """A project built for one kernel: what the guest will load."""
+
+    project: Project
+    module: ModuleBuild | None
+    header: Path | None  # the BPF-side extern __ksym declarations of the module's kfuncs
+    objects: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_module(
+    project: Project, source: ModuleSource | None, kernel: Kernel
+) -> tuple[list[str], list[Problem]]:
+    """The rules for the module on ``kernel``: warnings, and problems that stop it.
+
+    A spec's problems (a flag the kernel lacks ...) raise CheckError at once,
+    before kbuild would fail on them less clearly; a hand-written module's
+    registrations come back as problems, to be told beside the programs'.
+    """
+    hooks = kfunc_hooks(kernel)
+    if project.spec is not None:
+        verdict = judge(project.spec, kernel.version, hooks)
+        if verdict.errors:
+            raise CheckError([m for m, _ in verdict.errors], verdict.errors[0][1])
+        return verdict.warnings, []
+    if source is None:
+        return [], []
+    regs = module_registrations(list(source.files))
+    return [], check_registrations(source.name, regs, kernel.version, hooks)
+
+
+def write_bpf_header(project: Project, module: ModuleBuild, kernel: Kernel) -> Path:
+    """``build/<module>_kfuncs.h``: for a spec, the generated one; else rendered from BTF."""
+    header = project.generated_dir / f"{module.name}_kfuncs.h"
+    if project.spec is not None:
+        return header  # generated with the module source
+    from kfunc.btf import types as bt
+    from kfunc.btf.render import ksym_extern
+    from kfunc.elf import ElfObject
+
+    btf = ElfObject(module.ko).btf(base=ElfObject(kernel.vmlinux).btf())
+    decls = []
+    for k in module.kfuncs:
+        func = btf[k.btf_id]
+        assert isinstance(func, bt.Func)
+        decls.append(ksym_extern(btf, func))
+    write_if_changed(header, render_bpf_header_from_btf(module.name, decls))
+    return header
+
+
+def build_bpf(
+    project: Project,
+    kernel: Kernel,
+    progress: Progress | None = None,
+    module: ModuleBuild | None = None,
+) -> list[Path]:
+    """Compile the project's BPF programs against the target's vmlinux.h.
+
+    With a module, vmlinux.h is dumped from the module's BTF over the kernel's,
+    so that it also defines the module's own types (a kfunc's ``struct refobj
+    *`` must be a struct in the program's BTF, not a forward declaration, or
+    libbpf finds the prototypes incompatible).
+    """
+    where = hashlib.sha256(str(project.path).encode()).hexdigest()[:8]
+    out_dir = cache_dir("builds", kernel.release, f"bpf-{project.name}-{where}")
+    if module is None:
+        header = vmlinux_h(kernel, progress)
+    else:
+        header = out_dir / "include" / "vmlinux.h"
+        if not up_to_date(header, [module.ko]):
+            header.parent.mkdir(parents=True, exist_ok=True)
+            write_vmlinux_h(module.ko, header, base_btf_path=kernel.vmlinux)
+    objects = []
+    for src in project.bpf_sources:
+        out = out_dir / (src.name.removesuffix(".c") + ".o")
+        deps = [header, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
+        objects.append(
+            compile_bpf(src, out, include_dirs=[header.parent, *project.include_dirs], depends=deps)
+        )
+    return objects
+
+
+def build_project(
+    project: Project, kernel: Kernel, progress: Progress | None = None
+) -> ProjectBuild:
+    """Build ``project`` for ``kernel``; CheckError when it cannot work there."""
+    progress = progress or Progress()
+    source = project.module_source()
+    with progress.step(f"{project.name}: checking the module against {kernel.version}"):
+        warnings, module_problems = check_module(project, source, kernel)
+    for warning in warnings:
+        progress.note(warning)
+    module = header = None
+    if source is not None:
+        with progress.step(f"module {source.name}: kbuild with BTF") as step:
+            module = build_module(source, kernel, progress)
+            kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
+            cached = " [cached]" if module.cached else ""
+            step.summary = f"module {module.name}.ko with BTF: {kfuncs}{cached}"
+        header = write_bpf_header(project, module, kernel)
+    built = ProjectBuild(project, module, header, warnings=warnings)
+    problems: list[Problem] = []
+    if project.bpf_sources:
+        with progress.step(f"{project.name}: BPF programs, clang") as step:
+            built.objects = build_bpf(project, kernel, progress, module)
+            step.summary = (
+                f"BPF {', '.join(o.name for o in built.objects)} compiled against vmlinux.h"
+            )
+        with progress.step(f"{project.name}: checking kfunc calls against {kernel.version}"):
+            for obj in built.objects:
+                problems += check_calls(read_bpf_object(obj), kernel.version, kfunc_hooks(kernel))
+    # A program type whose calls were refused need not be told twice.
+    refused = {p.prog_type for p in problems}
+    problems += [p for p in module_problems if p.prog_type not in refused]
+    if problems:
+        raise CheckError([p.message for p in problems], problems[0].fix)
+    return built

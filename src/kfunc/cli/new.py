@@ -1,0 +1,28 @@
+"""``kfunc new NAME``: start a kfunc project."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kfunc.scaffold import scaffold
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "new",
+        help="start a project: a kfunc module spec, a BPF program and a Python test",
+        description="Create NAME/ with kfunc.toml (the module's kfuncs), NAME.bpf.c (a program "
+        "that calls them) and test_NAME.py (a pytest test that runs them in a real kernel).",
+    )
+    p.add_argument("name", help="the module's name (a C identifier)")
+    p.set_defaults(func=_new)
+
+
+def _new(args: argparse.Namespace) -> int:
+    path = scaffold(args.name)
+    print(f"created {path}/: kfunc.toml, {args.name}.bpf.c, test_{args.name}.py")
+    print(f"next: kfunc build {path}  (module + header), kfunc run {path}  (in a VM)")
+    return 0
