@@ -59,7 +59,7 @@ def test_kfuncs_with_their_own_program_types_get_their_own_set() -> None:
         ({"prog_types": ()}, "no program types"),
         ({"includes": ("../../etc/passwd",)}, "is not a header path"),
         ({"includes": ("linux/slab.h>\n#include <x.h",)}, "is not a header path"),
-        ({"description": 'evil */ int x; /*'}, "description must be one line"),
+        ({"description": "evil */ int x; /*"}, "description must be one line"),
         ({"description": 'a "quoted" word'}, "description must be one line"),
         ({"license": "Proprietary"}, "GPL-compatible"),
         (

@@ -9,7 +9,7 @@ from kfunc.errors import KfuncError
 
 __all__ = ["scaffold"]
 
-_SPEC = '''\
+_SPEC = """\
 # The kfunc module {name}: edit the kfuncs here; `kfunc build` generates the
 # module into build/ and `kfunc run .` runs the tests below in a real kernel.
 [module]
@@ -26,9 +26,9 @@ body = "return a + b;"
 [[run.test]]
 program = "add"
 retval = 42
-'''
+"""
 
-_BPF = '''\
+_BPF = """\
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Calls {name}'s kfunc; `kfunc run .` test-runs it (see kfunc.toml). */
 #include "vmlinux.h"
@@ -42,7 +42,7 @@ int add(void *ctx)
 {{
 	return {name}_add(40, 2);
 }}
-'''
+"""
 
 _TEST = '''\
 """{name}'s kfuncs, tested in real kernels: kfunc builds the module, boots each
