@@ -71,7 +71,11 @@ def hello_61(kernel_61: Kernel) -> ModuleBuild:
     return build_module(ModuleSource.find(EXAMPLES / "hello"), kernel_61)
 
 
-def qemu_processes() -> list[str]:
-    """Command lines of running qemu processes that boot a kernel of kfunc's cache."""
+def qemu_processes() -> set[int]:
+    """Pids of running qemu processes that boot a kernel of kfunc's cache.
+
+    Tests compare the set after with the set before, so that a guest of
+    another process on the machine does not count as one they left behind.
+    """
     out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if "kfunc" in line]
+    return {int(line.split()[0]) for line in out.stdout.splitlines() if "kfunc" in line}

@@ -33,6 +33,7 @@ __all__ = ["KernelLog", "main"]
 EVENT_PREFIX = "KFUNC-EVENT "
 _SYS_FINIT_MODULE = 313  # x86_64
 _SYS_DELETE_MODULE = 176
+_CLAIM_TIMEOUT = 10.0  # seconds a claimed request number may stay empty
 # Program types libbpf attaches from their section name alone; the others
 # (syscall, xdp, tc ...) are exercised with BPF_PROG_TEST_RUN instead.
 _ATTACHABLE = {"kprobe", "tracepoint", "raw_tracepoint", "tracing", "lsm"}
@@ -264,13 +265,13 @@ STEPS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def run_plan(plan: dict[str, Any], workdir: Path, emit: Callable[[dict[str, Any]], None]) -> int:
-    """Carry out ``plan``; return 0 when every step succeeded."""
-    state = State(workdir)
-    kmsg = KernelLog()
-    emit({"step": "boot", "ok": True, "data": {"release": os.uname().release}})
+Emit = Callable[[dict[str, Any]], None]
+
+
+def run_steps(steps: list[dict[str, Any]], state: State, kmsg: KernelLog, emit: Emit) -> bool:
+    """Carry out ``steps``, emitting one event each; True when every step succeeded."""
     failed: set[int] = set()  # groups (projects) with a failed step
-    for spec in plan["steps"]:
+    for spec in steps:
         spec = dict(spec)
         op = spec.pop("op")
         always = spec.pop("always", False)
@@ -294,12 +295,81 @@ def run_plan(plan: dict[str, Any], workdir: Path, emit: Callable[[dict[str, Any]
         if not event["ok"]:
             failed.add(group)
         emit(event)
-    emit({"step": "done", "ok": not failed})
-    return 1 if failed else 0
+    return not failed
+
+
+def run_plan(plan: dict[str, Any], workdir: Path, emit: Emit) -> int:
+    """Carry out ``plan``; return 0 when every step succeeded."""
+    state = State(workdir)
+    kmsg = KernelLog()
+    emit({"step": "boot", "ok": True, "data": {"release": os.uname().release}})
+    ok = run_steps(plan["steps"], state, kmsg, emit)
+    emit({"step": "done", "ok": ok})
+    return 0 if ok else 1
+
+
+def _cleanup(state: State, kmsg: KernelLog) -> None:
+    """What a served session left loaded: links, objects, then modules."""
+    steps: list[dict[str, Any]] = [{"op": "bpf_unload"}]
+    steps += [{"op": "rmmod", "name": name} for name in reversed(state.modules)]
+    run_steps(steps, state, kmsg, lambda event: None)
+
+
+def serve(directory: Path, idle: float) -> int:
+    """Serve requests until asked to stop, or ``idle`` seconds pass without one.
+
+    The host writes ``req-N.json`` (``{"steps": [...]}`` or ``{"stop": true}``,
+    N = 0, 1, ...), renamed into place when complete; the answer is
+    ``resp-N.jsonl``, one event a line, renamed into place when the last
+    (``done``) is written. State (modules, BPF objects, links) carries over
+    from one request to the next. A client claims N by creating
+    ``claim-N``; a claim whose request never comes is skipped after a while.
+    """
+    state = State(directory)
+    kmsg = KernelLog()
+    (directory / "ready.tmp").write_text(json.dumps({"release": os.uname().release}))
+    (directory / "ready.tmp").rename(directory / "ready")
+    print(EVENT_PREFIX + json.dumps({"step": "ready", "ok": True}), flush=True)
+    n, last = 0, time.monotonic()
+    claimed_at: float | None = None
+    while True:
+        req = directory / f"req-{n}.json"
+        now = time.monotonic()
+        if not req.exists():
+            if (directory / f"claim-{n}").exists():
+                claimed_at = claimed_at or now
+                if now - claimed_at > _CLAIM_TIMEOUT:
+                    n, claimed_at = n + 1, None  # the client went away
+                    continue
+            elif now - last > idle:
+                _cleanup(state, kmsg)
+                return 0
+            time.sleep(0.02)
+            continue
+        plan = json.loads(req.read_text())
+        partial = directory / f"resp-{n}.jsonl.tmp"
+        with partial.open("w") as out:
+
+            def emit(event: dict[str, Any], out: Any = out) -> None:
+                out.write(json.dumps(event) + "\n")
+                out.flush()
+
+            if plan.get("stop"):
+                _cleanup(state, kmsg)
+                emit({"step": "done", "ok": True})
+            else:
+                ok = run_steps(plan["steps"], state, kmsg, emit)
+                emit({"step": "done", "ok": ok})
+        partial.rename(directory / f"resp-{n}.jsonl")
+        if plan.get("stop"):
+            return 0
+        n, last, claimed_at = n + 1, time.monotonic(), None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--serve":
+        return serve(Path(args[1]), float(args[2]) if len(args) > 2 else 600.0)
     plan_path = Path(args[0])
     workdir = plan_path.parent
     out = (workdir / "events.jsonl").open("a")

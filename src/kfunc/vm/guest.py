@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import re
 import shlex
 import shutil
@@ -32,7 +31,7 @@ from kfunc.errors import LostVMError, MissingToolError
 from kfunc.kernels.target import Kernel
 from kfunc.vm.accel import probe_accel
 
-__all__ = ["ConsoleLine", "Guest", "GuestRun"]
+__all__ = ["ConsoleLine", "Guest", "GuestProcess", "GuestRun"]
 
 _KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
 _PANIC = re.compile(r"Kernel panic - not syncing|BUG: kernel NULL pointer|Oops: ")
@@ -112,6 +111,34 @@ class Guest:
             cmd.insert(3, "--disable-kvm")
         return cmd
 
+    def start(
+        self,
+        argv: list[str],
+        rwdir: Path,
+        on_line: Callable[[ConsoleLine], None] | None = None,
+    ) -> GuestProcess:
+        """Boot and start ``argv`` in the guest; the console streams in the background."""
+        if shutil.which("qemu-system-x86_64") is None:
+            raise MissingToolError("qemu-system-x86_64", "qemu-system-x86")
+        accel = probe_accel(self.kernel.vmlinuz)
+        tmp = Path(tempfile.mkdtemp(prefix="kfunc-vm-"))
+        env = dict(os.environ, TMPDIR=str(tmp))
+        vng_dir = str(Path(_find_vng()).parent)
+        env["PATH"] = vng_dir + os.pathsep + env.get("PATH", "")
+        try:
+            proc = subprocess.Popen(
+                self.command(argv, rwdir, accel),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return GuestProcess(self.kernel.release, proc, tmp, accel, on_line)
+
     def run(
         self,
         argv: list[str],
@@ -123,66 +150,85 @@ class Guest:
         Raises :class:`LostVMError` when the guest panics, or does not power
         off within the timeout.
         """
-        if shutil.which("qemu-system-x86_64") is None:
-            raise MissingToolError("qemu-system-x86_64", "qemu-system-x86")
-        accel = probe_accel(self.kernel.vmlinuz)
-        result = GuestRun(accel=accel)
-        tmp = Path(tempfile.mkdtemp(prefix="kfunc-vm-"))
-        env = dict(os.environ, TMPDIR=str(tmp))
-        vng_dir = str(Path(_find_vng()).parent)
-        env["PATH"] = vng_dir + os.pathsep + env.get("PATH", "")
-        start = time.monotonic()
-        proc = subprocess.Popen(
-            self.command(argv, rwdir, accel),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
-        lines: queue.Queue[str | None] = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
-        reader.start()
-        panicked = False
+        guest = self.start(argv, rwdir, on_line)
         try:
-            deadline = start + self.timeout
-            while True:
-                try:
-                    text = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    raise LostVMError(
-                        f"guest {self.kernel.release}: no power-off after {self.timeout:.0f} s",
-                        result.kernel_log(last=20),
-                        "the guest hung: look at the kernel log above; raise --timeout if "
-                        "the work is slow rather than stuck",
-                    ) from None
-                if text is None:
-                    break
-                line = ConsoleLine(text)
-                result.console.append(line)
-                if _PANIC.search(text):
-                    panicked = True
-                if on_line is not None:
-                    on_line(line)
+            if not guest.wait(self.timeout):
+                raise LostVMError(
+                    f"guest {self.kernel.release}: no power-off after {self.timeout:.0f} s",
+                    guest.result.kernel_log(last=20),
+                    "the guest hung: look at the kernel log above; raise --timeout if "
+                    "the work is slow rather than stuck",
+                )
         finally:
-            _stop(proc)
-            reader.join(timeout=5)
-            shutil.rmtree(tmp, ignore_errors=True)
-            result.seconds = time.monotonic() - start
-        if panicked:
+            guest.stop()
+        guest.raise_if_panicked()
+        return guest.result
+
+
+class GuestProcess:
+    """A running guest: vng and qemu in a process group of their own, and its console."""
+
+    def __init__(
+        self,
+        release: str,
+        proc: subprocess.Popen[bytes],
+        tmp: Path,
+        accel: str,
+        on_line: Callable[[ConsoleLine], None] | None,
+    ) -> None:
+        self.release = release
+        self.proc = proc
+        self.tmp = tmp
+        self.result = GuestRun(accel=accel)
+        self.panicked = False
+        self._on_line = on_line
+        self._start = time.monotonic()
+        self._exited = threading.Event()
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for raw in self.proc.stdout:
+                line = ConsoleLine(raw.decode(errors="replace").rstrip("\r\n").replace("\r", ""))
+                self.result.console.append(line)
+                if _PANIC.search(line.text):
+                    self.panicked = True
+                if self._on_line is not None:
+                    self._on_line(line)
+        except (OSError, ValueError):
+            pass  # the pipe was closed by stop()
+        finally:
+            self._exited.set()
+
+    @property
+    def alive(self) -> bool:
+        return not self._exited.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the guest to power off; False when ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        # Short waits keep the main thread responsive to Ctrl-C.
+        while not self._exited.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return False
+        return True
+
+    def stop(self) -> None:
+        """End the guest (if still running) and remove its temporary files."""
+        _stop(self.proc)
+        self._reader.join(timeout=5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.result.seconds = time.monotonic() - self._start
+
+    def raise_if_panicked(self) -> None:
+        if self.panicked:
             raise LostVMError(
-                f"guest {self.kernel.release}: kernel panic",
-                result.kernel_log(last=30),
+                f"guest {self.release}: kernel panic",
+                self.result.kernel_log(last=30),
                 "the kernel log above shows where; a module's init or exit is the usual cause",
             )
-        return result
-
-
-def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        lines.put(raw.decode(errors="replace").rstrip("\r\n").replace("\r", ""))
-    lines.put(None)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
