@@ -21,11 +21,12 @@ from typing import Any
 
 from kfunc.build import ProjectBuild, build_project
 from kfunc.errors import KfuncError, LostVMError
-from kfunc.kernels.target import get_kernel
+from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
 from kfunc.project import Project
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
+from kfunc.vm.keeper import KeptGuest, find_kept
 
 __all__ = ["ProjectReport", "RunReport", "run_projects"]
 
@@ -117,8 +118,13 @@ def run_projects(
     *,
     timeout: float = 180.0,
     trace_timeout: float = 10.0,
+    use_kept: bool = True,
 ) -> RunReport:
-    """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring."""
+    """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring.
+
+    Where a kept guest of that kernel is up (``kfunc vm start``), the plan goes
+    to it instead, and nothing boots.
+    """
     progress = progress or Progress()
     t0 = time.monotonic()
     with progress.step(f"kernel {kernel_name}") as step:
@@ -144,6 +150,45 @@ def run_projects(
         report.projects.append(preport)
     report.seconds["prepare"] = round(time.monotonic() - t0, 2)
 
+    kept = find_kept(kernel) if use_kept else None
+    if kept is not None:
+        events = _run_in_kept(kept, prepared, report, progress, timeout, trace_timeout)
+    else:
+        events = _run_in_new_guest(kernel, prepared, report, progress, timeout, trace_timeout)
+    report.seconds["total"] = round(time.monotonic() - t0, 2)
+    for group, (preport, built) in enumerate(zip(report.projects, prepared, strict=True)):
+        _read_events(preport, [e for e in events if e.get("group") == group])
+        if built.module is None:
+            preport.unloaded = True  # nothing to unload
+    return report
+
+
+def _run_in_kept(
+    kept: KeptGuest, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
+    timeout: float, trace_timeout: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Send the plan to a kept guest: no boot."""
+    rundir = Path(tempfile.mkdtemp(prefix="run-", dir=kept.directory))
+    try:
+        steps = []
+        for group, built in enumerate(prepared):
+            steps += _project_steps(built, group, rundir, trace_timeout)
+        t1 = time.monotonic()
+        with progress.step(f"kept guest {kept.release}: run") as step:
+            events = kept.client.call({"steps": steps}, timeout)
+            step.summary = f"kept guest {kept.release}: ran {len(steps)} steps"
+        report.accel = "kept guest"
+        report.seconds["guest"] = report.seconds["steps"] = round(time.monotonic() - t1, 2)
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+    return events
+
+
+def _run_in_new_guest(
+    kernel: Kernel, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
+    timeout: float, trace_timeout: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Boot ``kernel``, carry out the plan, power off."""
     rundir = Path(tempfile.mkdtemp(prefix="kfunc-run-"))
     events: list[dict[str, Any]] = []
     try:
@@ -185,18 +230,13 @@ def run_projects(
             report.seconds["poweroff"] = round(t2 - marks["done"], 2)
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
-    report.seconds["total"] = round(time.monotonic() - t0, 2)
-    for group, (preport, built) in enumerate(zip(report.projects, prepared, strict=True)):
-        _read_events(preport, [e for e in events if e.get("group") == group])
-        if built.module is None:
-            preport.unloaded = True  # nothing to unload
     if not any(e["step"] == "done" for e in events):
         raise LostVMError(
             f"guest {kernel.release}: stopped before the run finished",
             run.kernel_log(last=20),
             "the guest's console above says why; rerun with --verbose for all of it",
         )
-    return report
+    return events
 
 
 def _read_events(report: ProjectReport, events: list[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "new": ("kfunc.cli.new", "start a project: a kfunc module spec, a BPF program and a test"),
     "build": ("kfunc.cli.build", "build a project's module with BTF, its BPF header and programs"),
     "run": ("kfunc.cli.run", "run projects (module + BPF programs) in a target kernel"),
+    "vm": ("kfunc.cli.vm", "keep a booted guest for fast runs (start, stop, status)"),
     "ls": ("kfunc.cli.ls", "list the kfuncs of a kernel, BTF file or module"),
     "header": ("kfunc.cli.header", "write extern __ksym declarations of kfuncs"),
     "diff": ("kfunc.cli.diff", "compare the kfunc APIs of two kernels, BTF files or modules"),

@@ -36,6 +36,9 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--timeout", type=float, default=180.0, help="bound on the guest (seconds)")
+    p.add_argument(
+        "--boot", action="store_true", help="boot a fresh guest even where a kept one is up"
+    )
     p.set_defaults(func=_run)
 
 
@@ -43,7 +46,9 @@ def _run(args: argparse.Namespace) -> int:
     projects = [Project.load(path) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
     try:
-        report = run_projects(projects, args.kernel, progress, timeout=args.timeout)
+        report = run_projects(
+            projects, args.kernel, progress, timeout=args.timeout, use_kept=not args.boot
+        )
     except KfuncError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))

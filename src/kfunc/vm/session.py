@@ -91,13 +91,14 @@ class GuestSession(SessionClient):
         self.on_line = on_line
         self.guest: GuestProcess | None = None
 
-    def _guest_alive(self) -> bool:
+    @property
+    def alive(self) -> bool:
         return self.guest is not None and self.guest.alive
 
     def start(self) -> GuestSession:
         argv = [sys.executable, "-m", "kfunc.vm.agent", "--serve", str(self.directory),
                 str(self.idle)]  # fmt: skip
-        self._alive = self._guest_alive
+        self._alive = lambda: self.alive
         try:
             self.guest = Guest(self.kernel).start(argv, self.directory, self.on_line)
             deadline = time.monotonic() + self.boot_timeout
