@@ -22,9 +22,12 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("kfunc.cli.build", "build a project's module with BTF, its BPF header and programs"),
     "run": ("kfunc.cli.run", "run projects (module + BPF programs) in a target kernel"),
     "vm": ("kfunc.cli.vm", "keep a booted guest for fast runs (start, stop, status)"),
+    "bench": ("kfunc.cli.bench", "time kfunc calls against helpers, subprograms and inline code"),
     "ls": ("kfunc.cli.ls", "list the kfuncs of a kernel, BTF file or module"),
     "header": ("kfunc.cli.header", "write extern __ksym declarations of kfuncs"),
     "diff": ("kfunc.cli.diff", "compare the kfunc APIs of two kernels, BTF files or modules"),
+    "check": ("kfunc.cli.check", "check a BPF object's kfunc calls against a kernel"),
+    "explain": ("kfunc.cli.explain", "explain a verifier log: what, where, and the fix"),
     "survey": ("kfunc.cli.survey", "count helpers and kfuncs per release; CSV, JSON, chart"),
 }
 

@@ -158,8 +158,15 @@ def step_bpf_load(state: State, path: str, attach: bool = True) -> dict[str, Any
     try:
         obj.load()
     except KfuncError as exc:
+        log = getattr(exc, "log", "")
+        explained = _explain(f"{log}\n{exc.message}", path)
         raise StepFailed(
-            exc.message, exc.fix, log=getattr(exc, "log", ""), errno=getattr(exc, "errno", 0)
+            explained.summary() if explained else exc.message,
+            explained.fix if explained else exc.fix,
+            log=log,
+            errno=getattr(exc, "errno", 0),
+            loader=exc.message,
+            explanation=explained.to_dict() if explained else None,
         ) from None
     programs = []
     for prog in obj.programs.values():
@@ -183,7 +190,9 @@ def step_bpf_unload(state: State) -> dict[str, Any]:
     return {"links": links, "objects": objects}
 
 
-def step_test_run(state: State, program: str, retval: int, data: str = "") -> dict[str, Any]:
+def step_test_run(
+    state: State, program: str, retval: int | None = None, data: str = "", repeat: int = 1
+) -> dict[str, Any]:
     prog = next((o.programs[program] for o in state.objects.values() if program in o.programs),
                 None)  # fmt: skip
     if prog is None:
@@ -192,12 +201,12 @@ def step_test_run(state: State, program: str, retval: int, data: str = "") -> di
             "name a function of the BPF object (its SEC(...) program) in [[run.test]]",
         )
     try:
-        result = prog.test_run(data_in=bytes.fromhex(data))
+        result = prog.test_run(data_in=bytes.fromhex(data), repeat=repeat)
     except KfuncError as exc:
         raise StepFailed(exc.message, exc.fix) from None
     got = {"program": program, "retval": result.retval, "expected": retval,
            "duration_ns": result.duration}  # fmt: skip
-    if result.retval != retval:
+    if retval is not None and result.retval != retval:
         raise StepFailed(
             f"test_run {program}: returned {result.retval}, expected {retval}", None, **got
         )
@@ -252,7 +261,38 @@ def step_trace(state: State, expect: str | None = None, timeout: float = 5.0) ->
     return {"lines": lines, "matched": matched}
 
 
+def _explain(log: str, path: str) -> Any:
+    """The verifier rules' explanation of a failed load (None if none applies)."""
+    from kfunc.explain import explain_with_object
+
+    try:
+        return explain_with_object(log, path)
+    except KfuncError:
+        return None
+
+
+def step_bpf_verify(state: State, path: str, drop_caps: list[str] | None = None) -> dict[str, Any]:
+    """Load an object that may be refused, and report the verifier's answer
+    (explained) without failing the plan; ``drop_caps`` are dropped first, in a
+    child process."""
+    from kfunc.caps import in_child
+    from kfunc.explain import try_load
+
+    return in_child(lambda: try_load(path).to_dict(), drop_caps or [])
+
+
+def step_probe_kfuncs(
+    state: State, programs: list[dict[str, Any]], types: list[dict[str, Any]], out: str
+) -> dict[str, Any]:
+    """``kfunc ls --probe``: which program types the verifier lets call which kfunc."""
+    from kfunc.probe import run_probe
+
+    return run_probe(programs, types, out)
+
+
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {
+    "bpf_verify": step_bpf_verify,
+    "probe_kfuncs": step_probe_kfuncs,
     "insmod": step_insmod,
     "rmmod": step_rmmod,
     "btf_module": step_btf_module,
