@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,12 @@ def kernel_61() -> Kernel:
     return _kernel("6.1")
 
 
+@pytest.fixture(scope="session")
+def kernel_73() -> Kernel:
+    """Debian's 7.3 (trixie-backports): built in a trixie root filesystem."""
+    return _kernel("7.3")
+
+
 def modules_dir(kernel: Kernel) -> Path:
     """The kernel's own modules (.ko.xz), as the image package ships them."""
     return kernel.root / "lib" / "modules" / kernel.release / "kernel"
@@ -71,11 +78,21 @@ def hello_61(kernel_61: Kernel) -> ModuleBuild:
     return build_module(ModuleSource.find(EXAMPLES / "hello"), kernel_61)
 
 
-def qemu_processes() -> set[int]:
-    """Pids of running qemu processes that boot a kernel of kfunc's cache.
+# Every process this test run starts inherits the tag, qemu included: a guest
+# of another process on the machine never counts as one a test left behind.
+TEST_TAG = f"KFUNC_TEST_TAG={uuid.uuid4().hex}"
+os.environ["KFUNC_TEST_TAG"] = TEST_TAG.split("=", 1)[1]
 
-    Tests compare the set after with the set before, so that a guest of
-    another process on the machine does not count as one they left behind.
-    """
-    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True)
-    return {int(line.split()[0]) for line in out.stdout.splitlines() if "kfunc" in line}
+
+def qemu_processes() -> set[int]:
+    """Pids of running qemu processes started by this test run."""
+    out = subprocess.run(["pgrep", "qemu-system"], capture_output=True, text=True)
+    pids = set()
+    for pid in map(int, out.stdout.split()):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if TEST_TAG.encode() in environ:
+            pids.add(pid)
+    return pids

@@ -11,6 +11,7 @@ The result is a :class:`RunReport` with one :class:`ProjectReport` each.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -126,6 +127,14 @@ def run_projects(
     to it instead, and nothing boots.
     """
     progress = progress or Progress()
+    if os.geteuid() != 0:
+        # virtme-ng runs the guest as the user who starts it: only root may
+        # insert modules and load BPF programs there.
+        raise KfuncError(
+            "kfunc run: needs root (the guest loads modules and BPF programs as the user "
+            "that starts it)",
+            "run it as root, or with sudo",
+        )
     t0 = time.monotonic()
     with progress.step(f"kernel {kernel_name}") as step:
         kernel = get_kernel(kernel_name, progress)
@@ -214,6 +223,8 @@ def _run_in_new_guest(
             try:
                 run = Guest(kernel, timeout=timeout).run(argv, rundir, on_line)
                 step.summary = f"guest {kernel.release} ({run.accel}): booted, ran, powered off"
+            except LostVMError as exc:
+                raise _while_step(exc, steps, rundir / "events.jsonl") from None
             finally:
                 events_file = rundir / "events.jsonl"
                 if events_file.exists():
@@ -237,6 +248,22 @@ def _run_in_new_guest(
             "the guest's console above says why; rerun with --verbose for all of it",
         )
     return events
+
+
+def _while_step(exc: LostVMError, steps: list[dict[str, Any]], events_file: Path) -> LostVMError:
+    """``exc``, saying which step of the plan the guest was in when it was lost."""
+    done = 0
+    if events_file.exists():
+        done = sum(1 for ln in events_file.read_text().splitlines() if ln) - 1  # minus boot
+    if done < 0:
+        where = "before the agent started"
+    elif done < len(steps):
+        step = steps[done]
+        what = step.get("name") or Path(str(step.get("path", ""))).name or step.get("program")
+        where = f"during step {step['op']}" + (f" {what}" if what else "")
+    else:
+        where = "after the last step"
+    return LostVMError(f"{exc.message} ({where})", exc.kernel_log, exc.fix)
 
 
 def _read_events(report: ProjectReport, events: list[dict[str, Any]]) -> None:

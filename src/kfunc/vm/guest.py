@@ -223,12 +223,16 @@ class GuestProcess:
         self.result.seconds = time.monotonic() - self._start
 
     def raise_if_panicked(self) -> None:
-        if self.panicked:
-            raise LostVMError(
-                f"guest {self.release}: kernel panic",
-                self.result.kernel_log(last=30),
-                "the kernel log above shows where; a module's init or exit is the usual cause",
-            )
+        if not self.panicked:
+            return
+        log = self.result.kernel_log()
+        at = next((i for i, line in enumerate(log) if _PANIC.search(line)), len(log) - 1)
+        why = _PANIC.split(log[at], 1)[-1].strip(" :") if at < len(log) else ""
+        raise LostVMError(
+            f"guest {self.release}: kernel panic" + (f": {why}" if why else ""),
+            log[max(0, at - 8) : at + 12],
+            "the kernel log above shows where; a module's init or exit is the usual cause",
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
