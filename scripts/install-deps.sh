@@ -13,6 +13,7 @@ PACKAGES=(
   dwarves                    # pahole: module BTF
   qemu-system-x86 busybox-static kmod cpio   # virtme-ng guests
   make gcc-12 libelf1 zstd xz-utils dpkg-dev # kbuild against Debian's headers
+  mmdebstrap debian-archive-keyring          # root filesystems for 7.x builds (glibc >= 2.38)
 )
 
 sudo=""

@@ -8,7 +8,12 @@ extern u64 bpf_kfunc_call_test(u32 a, u64 b, u32 c, u64 d) __ksym;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* do_unlinkat() is filename_unlinkat() in 7.x (Debian's 7.2 and 7.3 have only that). */
+#if KFUNC_TARGET_VERSION >= KERNEL_VERSION(7, 2, 0)
+SEC("kprobe/filename_unlinkat")
+#else
 SEC("kprobe/do_unlinkat")
+#endif
 int handle_kprobe(void *ctx)
 {
 	pid_t pid = bpf_get_current_pid_tgid() >> 32;

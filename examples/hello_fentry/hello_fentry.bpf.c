@@ -7,7 +7,12 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* do_unlinkat() is filename_unlinkat() in 7.x (Debian's 7.2 and 7.3 have only that). */
+#if KFUNC_TARGET_VERSION >= KERNEL_VERSION(7, 2, 0)
+SEC("fentry/filename_unlinkat")
+#else
 SEC("fentry/do_unlinkat")
+#endif
 int BPF_PROG(handle_fentry)
 {
 	pid_t pid = bpf_get_current_pid_tgid() >> 32;

@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kfunc.errors import BuildError, MissingToolError
@@ -49,13 +49,16 @@ def compile_bpf(
     depends: Sequence[str | os.PathLike[str]] = (),
     extra_flags: Sequence[str] = (),
     arch: str = "x86",
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> Path:
     """Compile ``source`` to a BPF object (default: ``source`` with ``.o``); returns its path.
 
     Skips the compile when the output is newer than ``source`` and every file
     in ``depends`` (pass the headers it includes, vmlinux.h first of all).
     A compile error raises BuildError with the first error as its one-line
-    message and clang's whole output as its ``log``.
+    message and clang's whole output as its ``log``. ``wrap`` turns the
+    command into one that runs elsewhere (a target's root filesystem, with
+    its own clang and libbpf headers).
     """
     src = Path(source)
     out = Path(output) if output is not None else src.with_suffix(".o")
@@ -67,9 +70,11 @@ def compile_bpf(
         raise BuildError(f"clang: {src}: missing dependency {', '.join(missing)}")
     if up_to_date(out, [src, *deps]):
         return out
-    clang = find_clang()
+    clang = "clang" if wrap is not None else find_clang()
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [clang, *bpf_cflags(include_dirs, arch), *extra_flags, "-c", str(src), "-o", str(out)]
+    if wrap is not None:
+        cmd = wrap(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BuildError(_first_error(proc.stderr, src, proc.returncode), log=proc.stderr)

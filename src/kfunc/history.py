@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from kfunc.kernels.version import KernelVersion
 
-__all__ = ["PROG_TYPE_HOOK", "kfunc_hook_missing"]
+__all__ = ["MODULE_KFUNC_FEATURES", "PROG_TYPE_HOOK", "kfunc_hook_missing", "module_kfuncs_missing"]
+
+#: What a kernel needs for kfuncs defined in modules, and the release of each:
+#: kfunc calls into module BTF through the program's fd_array (v5.16,
+#: "bpf: Enable TCP congestion control kfunc from modules" and "bpf: Add
+#: support for kfunc calls into module BTF"), and register_btf_kfunc_id_set()
+#: (v5.18, "bpf: Introduce mechanism to register kfunc sets"), which every
+#: kfunc module calls.
+MODULE_KFUNC_FEATURES: tuple[tuple[str, KernelVersion], ...] = (
+    ("module kfuncs", KernelVersion(5, 16)),
+    ("register_btf_kfunc_id_set", KernelVersion(5, 18)),
+)
 
 # program type (libbpf's name) -> (BTF_KFUNC_HOOK_* suffix, release it arrived, if known)
 PROG_TYPE_HOOK: dict[str, tuple[str, KernelVersion | None]] = {
@@ -60,3 +71,8 @@ def kfunc_hook_missing(
         return None
     when = f"only from Linux {since.series} on" if since else f"not on Linux {version}"
     return f"{prog_type} programs may call kfuncs {when} (no kfunc hook for them in {version})"
+
+
+def module_kfuncs_missing(version: KernelVersion) -> tuple[str, KernelVersion] | None:
+    """The first feature of MODULE_KFUNC_FEATURES a kernel of ``version`` lacks, if any."""
+    return next(((n, v) for n, v in MODULE_KFUNC_FEATURES if version < v), None)

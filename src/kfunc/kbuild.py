@@ -124,9 +124,9 @@ def build_module(
 ) -> ModuleBuild:
     """Build ``source`` for ``kernel`` (or reuse the build of identical sources)."""
     progress = progress or Progress()
-    if shutil.which("make") is None:
+    if kernel.build_root is None and shutil.which("make") is None:
         raise MissingToolError("make", "make")
-    if shutil.which("pahole") is None:
+    if kernel.build_root is None and shutil.which("pahole") is None:
         raise MissingToolError("pahole", "dwarves")
     workdir = cache_dir("builds", kernel.release) / f"{source.name}-{source.digest(kernel)}"
     ko = workdir / f"{source.name}.ko"
@@ -139,8 +139,15 @@ def build_module(
     for f in source.files:
         shutil.copy2(f, workdir / f.name)
     cmd = ["make", "-C", str(kernel.build_dir), f"M={workdir}", "-j2", "modules"]
-    progress.update(" ".join(cmd[:1] + cmd[3:]))
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # An out-of-tree module's BTF is split over a "distilled" copy of the base
+    # (.BTF.base) from 6.11 on (pahole >= 1.28: MODULE_PAHOLE_FLAGS; 7.x:
+    # resolve_btfids --distill_base), for modules meant to load into other
+    # builds of the kernel. kfunc builds for one exact release and reads the
+    # .ko's BTF over the target's vmlinux, as the kernel shows it: no distilled base.
+    cmd += ["MODULE_PAHOLE_FLAGS=", "RESOLVE_BTFIDS_FLAGS="]
+    where = f" (in the {kernel.rootfs} root filesystem)" if kernel.rootfs else ""
+    progress.update(" ".join(cmd[:1] + cmd[3:6]) + where)
+    proc = subprocess.run(kernel.tool_command(cmd), capture_output=True, text=True, check=False)
     log = (proc.stdout + proc.stderr).replace(str(workdir), str(source.path))
     if proc.returncode != 0 or not ko.exists():
         shutil.rmtree(workdir, ignore_errors=True)

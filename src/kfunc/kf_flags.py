@@ -3,7 +3,8 @@
 Flags are the second word of each ``BTF_ID_FLAGS()`` pair in a ``btf_id_set8``
 in ``.BTF_ids``. Bit values have not been reused across releases: a bit that
 was dropped (KF_KPTR_GET, v6.4) stays free, so one table decodes any kernel.
-Checked against btf.h of Debian's 6.1.192 and 6.12.117 and upstream patches.
+Checked against btf.h of Debian's 6.1.192, 6.12.117, 7.2.13 and 7.3.4 and upstream
+patches.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ BTF_SET8_KFUNCS = 1 << 0
 
 @dataclass(frozen=True, slots=True)
 class KfFlag:
-    """One KF_* flag: its bit, the release that added it and, if gone, removed it."""
+    """One KF_* flag: its bit, the release that added it and, if gone, removed it
+    (``removed``: the feature went away; ``default_since``: it became what every
+    kfunc gets, and the flag went away with nothing lost)."""
 
     name: str
     bit: int
     since: str
     removed: str | None = None
+    default_since: str | None = None
 
     @property
     def value(self) -> int:
@@ -36,7 +40,10 @@ KF_FLAGS: tuple[KfFlag, ...] = (
     KfFlag("KF_RELEASE", 1, "6.0"),
     KfFlag("KF_RET_NULL", 2, "6.0"),
     KfFlag("KF_KPTR_GET", 3, "6.0", removed="6.4"),
-    KfFlag("KF_TRUSTED_ARGS", 4, "6.0"),
+    # v7.0 made trusted arguments the default for every kfunc and dropped the
+    # flag ("Trusted args default", kernel-patches/bpf PR #10544): Debian's 7.2
+    # and 7.3 btf.h have no KF_TRUSTED_ARGS, and bit 4 stays free.
+    KfFlag("KF_TRUSTED_ARGS", 4, "6.0", default_since="7.0"),
     KfFlag("KF_SLEEPABLE", 5, "6.1"),
     KfFlag("KF_DESTRUCTIVE", 6, "6.1"),
     KfFlag("KF_RCU", 7, "6.2"),
@@ -49,6 +56,9 @@ KF_FLAGS: tuple[KfFlag, ...] = (
     KfFlag("KF_ARENA_ARG1", 14, "6.15"),
     KfFlag("KF_ARENA_ARG2", 15, "6.15"),
     KfFlag("KF_IMPLICIT_ARGS", 16, "7.0"),
+    # In Debian's 7.3.4 btf.h, not in its 7.2.13 one.
+    KfFlag("KF_SPINLOCK_SAFE", 17, "7.3"),
+    KfFlag("KF_PERFMON", 18, "7.3"),
 )
 
 _BY_BIT = {f.bit: f for f in KF_FLAGS}

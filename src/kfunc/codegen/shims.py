@@ -8,7 +8,8 @@ lacks changes what the verifier enforces, so a flag is shimmed only where the
 fallback keeps calls working (KF_RCU: before 6.2 the verifier checks no
 pointer provenance at all, and the kfunc must cope; KF_FASTCALL is a hint),
 with a warning that says what is lost; the rest are an error on kernels
-without them.
+without them. Newer kernels drop flags too: 7.0 made KF_TRUSTED_ARGS the
+default for every kfunc, so from 7.0 on it is defined as 0 (nothing is lost).
 """
 
 from __future__ import annotations
@@ -70,9 +71,18 @@ class Verdict:
 
 
 def flag_shims(spec: ModuleSpec) -> str:
-    """``#ifndef`` fallbacks for the shimmable flags the spec uses."""
+    """``#ifndef`` fallbacks for the shimmable flags the spec uses: older kernels'
+    missing flags (FLAG_SHIMS), and flags newer kernels dropped because their
+    behaviour became the default (KF_TRUSTED_ARGS, 7.0)."""
     used = {f for k in spec.kfuncs for f in k.flags}
     lines = []
+    for flag in KF_FLAGS:
+        if flag.default_since and flag.name in used:
+            lines += [
+                f"#ifndef {flag.name}\t\t/* {flag.default_since}: the default for every kfunc */",
+                f"#define {flag.name} 0",
+                "#endif",
+            ]
     for flag, (fallback, why) in FLAG_SHIMS.items():
         if flag in used:
             since = _FLAGS[flag].since

@@ -1,7 +1,9 @@
 """Debian's kernel packages: find them with apt, fetch and unpack them privately.
 
-Packages are fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x``
-into a directory of kfunc's cache; nothing is installed into the host system.
+Packages are fetched with ``apt-get download`` (the host's apt lists, or
+kfunc's private ones for suites the host lacks: :mod:`kfunc.kernels.apt`) and
+unpacked with ``dpkg-deb -x`` into a directory of kfunc's cache; nothing is
+installed into the host system.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfunc.errors import KernelNotFoundError, MissingToolError
+from kfunc.kernels.apt import Apt
 from kfunc.kernels.version import KernelVersion
 from kfunc.progress import Progress
 
-__all__ = ["Package", "dependencies", "download", "find_images", "unpack"]
+__all__ = ["Package", "dependencies", "depends", "download", "find_images", "unpack"]
 
 # Flavours other than the generic one, and the packages beside the image.
 _NOT_GENERIC = re.compile(r"-(dbg|unsigned|cloud|rt|signed-template)(-|$)")
+_DEPENDS = re.compile(r"^Depends: (.*)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -32,24 +36,10 @@ class Package:
         return KernelVersion.parse(self.version)
 
 
-def _apt(*args: str) -> str:
-    tool = args[0]
-    if shutil.which(tool) is None:
-        raise MissingToolError(tool, "apt")
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise KernelNotFoundError(
-            f"{' '.join(args[:2])}: {detail}",
-            "run `apt-get update` (as root) and check that Debian's archive is reachable",
-        )
-    return proc.stdout
-
-
-def _show(names: list[str]) -> list[Package]:
+def _show(apt: Apt, names: list[str]) -> list[Package]:
     if not names:
         return []
-    out = _apt("apt-cache", "show", "--no-all-versions", *names)
+    out = apt.query("show", "--no-all-versions", *names)
     packages = []
     for record in out.split("\n\n"):
         fields = dict(
@@ -60,7 +50,7 @@ def _show(names: list[str]) -> list[Package]:
     return packages
 
 
-def find_images(release_pattern: str) -> list[Package]:
+def find_images(apt: Apt, release_pattern: str) -> list[Package]:
     """Generic amd64 image packages whose release matches, newest first.
 
     ``release_pattern`` is a regular expression for the kernel release, e.g.
@@ -69,38 +59,39 @@ def find_images(release_pattern: str) -> list[Package]:
     pattern = re.compile(rf"linux-image-{release_pattern}")
     names = [
         name
-        for name in _apt("apt-cache", "pkgnames", "linux-image-").split()
+        for name in apt.query("pkgnames", "linux-image-").split()
         if pattern.fullmatch(name) and not _NOT_GENERIC.search(name.removesuffix("-amd64"))
     ]
-    return sorted(_show(names), key=lambda p: (p.kernel_version, p.name), reverse=True)
+    return sorted(_show(apt, names), key=lambda p: (p.kernel_version, p.name), reverse=True)
 
 
-def dependencies(package: str, prefixes: tuple[str, ...]) -> list[str]:
+def depends(apt: Apt, package: str) -> dict[str, str]:
+    """``package``'s Depends: name -> version constraint (``>= 2.38``, or ``""``).
+
+    Of alternatives (``a | b``) only the first counts.
+    """
+    m = _DEPENDS.search(apt.query("show", "--no-all-versions", package))
+    found: dict[str, str] = {}
+    for item in m[1].split(",") if m else []:
+        first = item.split("|")[0].strip()
+        dm = re.match(r"([^\s(]+)\s*(?:\(([^)]*)\))?", first)
+        if dm:
+            found.setdefault(dm[1], (dm[2] or "").strip())
+    return found
+
+
+def dependencies(apt: Apt, package: str, prefixes: tuple[str, ...]) -> list[str]:
     """The direct dependencies of ``package`` whose names start with one of ``prefixes``."""
-    deps = []
-    for line in _apt("apt-cache", "depends", package).splitlines():
-        m = re.match(r"\s*\|?Depends: (\S+)", line)
-        if m and m[1].startswith(prefixes) and m[1] not in deps:
-            deps.append(m[1])
-    return deps
+    return [name for name in depends(apt, package) if name.startswith(prefixes)]
 
 
-def download(names: list[str], dest: Path, progress: Progress) -> list[Path]:
+def download(apt: Apt, names: list[str], dest: Path, progress: Progress) -> list[Path]:
     """Fetch the .deb files of ``names`` into ``dest`` (skipping those already there)."""
     dest.mkdir(parents=True, exist_ok=True)
     missing = [n for n in names if not any(dest.glob(f"{n}_*.deb"))]
     if missing:
         progress.update(f"downloading {', '.join(missing)}")
-        cmd = ["apt-get", "download", "-q", *missing]
-        if shutil.which("apt-get") is None:
-            raise MissingToolError("apt-get", "apt")
-        proc = subprocess.run(cmd, cwd=dest, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("E:")]
-            raise KernelNotFoundError(
-                f"apt-get download: {(errors or proc.stderr.splitlines() or ['failed'])[0]}",
-                f"run `apt-get update` (as root); without network, copy the .deb files into {dest}",
-            )
+        apt.download(missing, dest)
     debs = []
     for name in names:
         found = sorted(dest.glob(f"{name}_*.deb"))

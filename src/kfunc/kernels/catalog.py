@@ -1,0 +1,114 @@
+"""What kfunc knows about kernels: the series it names, the newest release
+Debian has of each, and what is in the cache (kernels, root filesystems) with
+its size on disk."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from kfunc.cache import cache_dir, disk_usage
+from kfunc.errors import KernelNotFoundError, KfuncError
+from kfunc.kernels.apt import private_apt
+from kfunc.kernels.rootfs import Rootfs, known_rootfs
+from kfunc.kernels.target import SERIES, Kernel, cached_kernels, find_release, remove_kernel
+from kfunc.progress import Progress
+
+__all__ = ["CachedKernel", "Catalog", "SeriesInfo", "catalog", "remove", "remove_rootfs"]
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    series: str
+    suite: str
+    newest: str | None  # the newest release Debian has, None when not looked up or not found
+
+
+@dataclass(frozen=True)
+class CachedKernel:
+    kernel: Kernel
+    bytes: int  # the unpacked kernel and its module builds
+
+
+@dataclass
+class Catalog:
+    series: list[SeriesInfo] = field(default_factory=list)
+    kernels: list[CachedKernel] = field(default_factory=list)
+    rootfs: list[tuple[Rootfs, int]] = field(default_factory=list)
+    debs_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "series": [vars(s) for s in self.series],
+            "kernels": [
+                {**c.kernel.to_dict(), "path": str(c.kernel.path), "bytes": c.bytes}
+                for c in self.kernels
+            ],
+            "rootfs": [
+                {"suite": r.suite, "path": str(r.path), "ready": r.ready, "bytes": n, **r.info()}
+                for r, n in self.rootfs
+            ],
+            "debs_bytes": self.debs_bytes,
+            "errors": self.errors,
+        }
+
+
+def catalog(
+    progress: Progress | None = None, *, lookup: bool = True, refresh: bool = False
+) -> Catalog:
+    """The catalog; with ``lookup``, the newest release of each series from apt
+    (``refresh``: update kfunc's private lists first)."""
+    progress = progress or Progress()
+    cat = Catalog()
+    if refresh:
+        private_apt().refresh(progress, force=True)
+    for s in SERIES.values():
+        newest = None
+        if lookup:
+            try:
+                found = find_release(s, None, progress)
+            except KfuncError as exc:
+                cat.errors.append(exc.message)
+                found = None
+            newest = found[0].name.removeprefix("linux-image-") if found else None
+        cat.series.append(SeriesInfo(s.name, s.suite, newest))
+    builds = cache_dir("builds")
+    for k in cached_kernels():
+        size = disk_usage(k.path) + disk_usage(builds / k.release)
+        cat.kernels.append(CachedKernel(k, size))
+    cat.rootfs = [(r, r.size()) for r in known_rootfs()]
+    cat.debs_bytes = disk_usage(cache_dir("debs"))
+    return cat
+
+
+def remove(name: str) -> list[tuple[str, int]]:
+    """Remove cached kernels named ``name`` (a release, or every one of a series)."""
+    name = name.removeprefix("linux-image-")
+    kernels = cached_kernels(series=name) if name in SERIES else cached_kernels(release=name)
+    if not kernels:
+        raise KernelNotFoundError(
+            f"kernel '{name}': not in the cache",
+            "`kfunc kernels` lists the cached releases",
+        )
+    removed = []
+    for k in kernels:
+        freed = remove_kernel(k)
+        for deb in cache_dir("debs").glob(f"*{k.release.removesuffix('-amd64')}*.deb"):
+            freed += disk_usage(deb) if deb.is_dir() else deb.stat().st_blocks * 512
+            deb.unlink()
+        removed.append((k.release, freed))
+    return removed
+
+
+def remove_rootfs(suite: str) -> int:
+    """Remove the root filesystem of ``suite``; returns the bytes freed."""
+    found = next((r for r in known_rootfs() if r.suite == suite), None)
+    if found is None:
+        raise KfuncError(
+            f"rootfs '{suite}': not in the cache", "`kfunc kernels` lists the root filesystems"
+        )
+    freed = found.size()
+    shutil.rmtree(found.path)
+    return freed
