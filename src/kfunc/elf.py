@@ -46,8 +46,16 @@ _DECOMPRESSORS = {
     ".zst": lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data),
 }
 _DECOMPRESS_ERRORS = (lzma.LZMAError, gzip.BadGzipFile, EOFError, zstandard.ZstdError)
-# What pyelftools raises on a malformed file.
-_PARSE_ERRORS = (ElftoolsError, ConstructError, struct.error, ValueError, IndexError, KeyError)
+#: What pyelftools raises on a malformed file (readers of ELF turn it into ELFError).
+PARSE_ERRORS = (
+    ElftoolsError,
+    ConstructError,
+    struct.error,
+    ValueError,
+    IndexError,
+    KeyError,
+    OverflowError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +118,7 @@ class ElfObject:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except _PARSE_ERRORS as e:
+        except PARSE_ERRORS as e:
             raise ELFError(f"{self.path}: malformed ELF file: {e}") from e
 
     def has_section(self, name: str) -> bool:

@@ -24,26 +24,72 @@ def register(sub: Any) -> None:
     )
     add_selectors(p)
     p.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    p.add_argument(
+        "--probe", action="store_true",
+        help="with --kernel: boot it once and ask its verifier which program types may call "
+        "each vmlinux kfunc (cached per kernel; --refresh to ask again)",
+    )  # fmt: skip
+    p.add_argument("--refresh", action="store_true", help="with --probe: ignore the cache")
     p.set_defaults(func=_ls)
 
 
 def _ls(args: argparse.Namespace) -> int:
     inv = load_inventory(args, quiet=args.json)
+    allowed = _probe(args) if args.probe else None
     if args.json:
-        json.dump([k.to_dict() for k in inv.kfuncs], sys.stdout, indent=1)
+        rows = [k.to_dict() for k in inv.kfuncs]
+        if allowed is not None:
+            for row in rows:
+                by_type = allowed.get(row["name"])
+                row["prog_types"] = (
+                    sorted(t for t, ok in by_type.items() if ok) if by_type else None
+                )
+        json.dump(rows, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        show_table(inv, sys.stdout)
+        show_table(inv, sys.stdout, allowed)
         owners = Counter(k.owner for k in inv.kfuncs)
         per_owner = ", ".join(f"{o}: {n}" for o, n in owners.items())
         print(f"{len(inv.kfuncs)} kfunc(s) in {inv.target} ({per_owner})", file=sys.stderr)
     return 0
 
 
-def show_table(inv: Inventory, out: TextIO) -> None:
-    """Columns NAME, OWNER, FLAGS (``-`` where the source has none), PROTOTYPE."""
-    rows = [("NAME", "OWNER", "FLAGS", "PROTOTYPE")]
-    rows += [(k.name, k.owner, "|".join(k.flags or ()) or "-", k.prototype) for k in inv.kfuncs]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        out.write(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}\n")
+def _probe(args: argparse.Namespace) -> dict[str, dict[str, bool]]:
+    from kfunc.cli.output import ConsoleProgress
+    from kfunc.errors import KfuncError
+    from kfunc.kernels.target import get_kernel
+    from kfunc.probe import probe_kernel
+
+    if not args.kernel:
+        raise KfuncError("--probe needs a target kernel", "add --kernel VER (6.1, 6.12 ...)")
+    progress = ConsoleProgress(quiet=args.json)
+    result = probe_kernel(get_kernel(args.kernel, progress), progress, refresh=args.refresh)
+    cached = " [cached]" if result.cached else ""
+    print(
+        f"probe of {result.kernel}: {result.loads} loads of {len(result.probed)} kfunc caller(s) "
+        f"in one boot, {result.seconds:.1f} s ({result.guest_seconds:.1f} s in the guest, "
+        f"{result.load_seconds:.1f} s of it loading){cached}",
+        file=sys.stderr,
+    )
+    return result.allowed
+
+
+def show_table(
+    inv: Inventory, out: TextIO, allowed: dict[str, dict[str, bool]] | None = None
+) -> None:
+    """Columns NAME, OWNER, FLAGS (``-`` where the source has none), PROTOTYPE; with
+    ``allowed`` (a probe), PROG_TYPES before the prototype."""
+    head = ("NAME", "OWNER", "FLAGS", "PROTOTYPE")
+    rows = [(k.name, k.owner, "|".join(k.flags or ()) or "-", k.prototype) for k in inv.kfuncs]
+    if allowed is not None:
+        head = ("NAME", "OWNER", "FLAGS", "PROG_TYPES", "PROTOTYPE")
+        rows = [
+            (*r[:3], ",".join(sorted(t for t, ok in allowed.get(r[0], {}).items() if ok)) or "-",
+             r[3])
+            for r in rows
+        ]  # fmt: skip
+    table = [head, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head) - 1)]
+    for r in table:
+        cells = [f"{c:<{w}}" for c, w in zip(r[:-1], widths, strict=True)]
+        out.write("  ".join([*cells, r[-1]]) + "\n")

@@ -1,0 +1,94 @@
+"""``kfunc check OBJ.o --kernel VER``: will the object's kfunc calls work there?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from kfunc.check import CallReport, check_object, kernel_view, read_bpf_object
+from kfunc.kernels.target import DEFAULT_KERNEL
+
+__all__ = ["register"]
+
+_MARKS = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "note": "[dim]·[/]"}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check a BPF object's kfunc calls against a kernel, before loading it",
+        description="For every kfunc call of a BPF object: does it resolve in the kernel's "
+        "vmlinux or a module, does the declaration agree with the kernel's prototype (by "
+        "libbpf's rules), may the program's type call it there (kfunc hooks, the module's "
+        "registrations, the probe cache of `kfunc ls --probe`), and is it __weak. Exits 1 "
+        "when a call cannot work.",
+    )
+    p.add_argument("object", metavar="OBJ.o", help="a BPF object (clang -g -target bpf)")
+    p.add_argument(
+        "--kernel", "-k", default=DEFAULT_KERNEL,
+        help=f"target kernel: 6.1, 6.12 or an exact Debian release (default: {DEFAULT_KERNEL})",
+    )  # fmt: skip
+    p.add_argument(
+        "--module", "-m", action="append", default=[], metavar="M.ko|DIR",
+        help="a module defining kfuncs the object calls: a .ko, or a kfunc project directory "
+        "(its spec or sources tell the program types it registers for); repeatable",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.set_defaults(func=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from kfunc.cli.output import ConsoleProgress
+    from kfunc.kernels.target import get_kernel
+
+    info = read_bpf_object(Path(args.object))
+    progress = ConsoleProgress(quiet=True)
+    kernel = get_kernel(args.kernel, progress)
+    view = kernel_view(kernel, [Path(m) for m in args.module], progress)
+    reports = check_object(info, view)
+    ok = all(r.ok for r in reports)
+    if args.json:
+        out = {
+            "object": str(info.path),
+            "kernel": str(kernel.version),
+            "probed": view.probed is not None,
+            "ok": ok,
+            "calls": [r.to_dict() for r in reports],
+        }
+        json.dump(out, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        show(reports, f"{info.path.name} against {kernel.version} ({kernel.release})")
+    return 0 if ok else 1
+
+
+def show(reports: list[CallReport], title: str, console: Console | None = None) -> None:
+    """One line per call, then one line per problem with its fix."""
+    console = console or Console(highlight=False, soft_wrap=True)
+    console.print(f"[bold]{escape(title)}[/]: {len(reports)} kfunc call(s)")
+    for r in reports:
+        p = r.call.program
+        mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
+        where = r.owner or "unresolved"
+        allowed = {True: "allowed", False: "NOT allowed", None: "allowed?"}[r.allowed]
+        by = f" ({r.allowed_by})" if r.allowed_by else ""
+        weak = " __weak" if r.call.weak else ""
+        console.print(
+            f"{mark} {escape(p.name)} ({escape(p.section)}, {p.prog_type or '?'}) -> "
+            f"{escape(r.call.kfunc)}{weak} [{escape(where)}] {allowed}{escape(by)}"
+        )
+        for f in r.findings:
+            console.print(f"    {_MARKS[f.severity]} {f.severity}: {escape(f.message)}")
+            if f.fix and f.severity != "note":
+                console.print(f"      fix: {escape(f.fix)}")
+    errors = sum(1 for r in reports for f in r.findings if f.severity == "error")
+    if errors:
+        console.print(f"[bold red]{errors} problem(s)[/]: these calls cannot work there")
+    else:
+        console.print("[bold green]ok[/]: every call can work there")
