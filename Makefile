@@ -24,6 +24,7 @@ lint: deps
 
 bench: deps
 	python bench/run_hello.py
+	python bench/ringbuf.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -61,7 +61,11 @@ def test_hello_on_61_json(kernel_61: Kernel) -> None:
     ("args", "expected"),
     [
         (("run", "examples/nope"), "examples/nope: no such project directory"),
-        (("run", "examples/hello", "--kernel", "5.10"), "kernel '5.10': unknown"),
+        (("run", "examples/hello", "--kernel", "9.9"), "kernel '9.9': unknown"),
+        (
+            ("run", "examples/hello", "--kernel", "5.10"),
+            "module kfuncs not supported by kernel 5.10 (requires >= 5.16)",
+        ),
     ],
 )
 def test_user_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:

@@ -71,7 +71,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> ModuleSource:
     return ModuleSource.find(generate(spec, tmp_path_factory.mktemp("gen")))
 
 
-@pytest.mark.parametrize("fixture", ["kernel_612", "kernel_61"])
+@pytest.mark.parametrize("fixture", ["kernel_612", "kernel_61", "kernel_73"])
 def test_generated_module_builds_on_every_kernel(
     fixture: str, generated: ModuleSource, request: pytest.FixtureRequest
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from kfunc.errors import KfuncError
 from kfunc.kernels.target import Kernel
 from kfunc.project import Project
 from kfunc.scaffold import scaffold
+from kfunc.testrun import project_kernels
 
 
 def test_new_writes_a_project(tmp_path: Path) -> None:
@@ -23,12 +25,53 @@ def test_new_writes_a_project(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     path = tmp_path / "mykf"
     assert sorted(p.name for p in path.iterdir()) == [
-        ".gitignore", "kfunc.toml", "mykf.bpf.c", "test_mykf.py"
+        ".github", ".gitignore", "kfunc.toml", "mykf.bpf.c", "test_mykf.py"
     ]  # fmt: skip
     project = Project.load(path)
     assert project.spec is not None and project.spec.kfuncs[0].name == "mykf_add"
     assert [(t.program, t.retval) for t in project.tests] == [("add", 42)]
     compile(path.joinpath("test_mykf.py").read_text(), "test_mykf.py", "exec")
+    assert project_kernels(path) == ["6.1", "6.12"]
+
+
+def test_new_writes_a_valid_ci_workflow(tmp_path: Path) -> None:
+    """The GitHub Actions workflow passes the GitHub workflow schema (check-jsonschema's
+    vendored copy: no network), and runs one `kfunc test` job per kernel of the matrix,
+    with the kernel packages cached."""
+    path = scaffold("wf", tmp_path, kernels=["6.1", "6.12", "7.3"])
+    workflow = path / ".github" / "workflows" / "kfunc.yml"
+    lint = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    if lint is None:
+        pytest.skip("check-jsonschema not installed (pip install -e .[test])")
+    out = subprocess.run(
+        [lint, "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    from ruamel.yaml import YAML  # check-jsonschema's YAML reader
+
+    job = YAML(typ="safe").load(workflow.read_text())["jobs"]["test"]
+    assert job["strategy"]["matrix"]["kernel"] == ["6.1", "6.12", "7.3"]
+    assert project_kernels(path) == ["6.1", "6.12", "7.3"]
+    steps = {step.get("uses", step.get("name")): step for step in job["steps"]}
+    cache = steps["actions/cache@v4"]["with"]
+    assert cache["path"] == job["env"]["KFUNC_CACHE"] == "/root/.cache/kfunc"
+    assert "${{ matrix.kernel }}" in cache["key"]
+    run = next(s["run"] for s in job["steps"] if "kfunc test" in s.get("run", ""))
+    assert run.startswith('kfunc test . --kernels "${{ matrix.kernel }}" --junit ')
+
+
+def test_new_refuses_a_workflow_lint_failure(tmp_path: Path) -> None:
+    """The lint is a real check: a workflow without jobs fails it."""
+    lint = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    if lint is None:
+        pytest.skip("check-jsonschema not installed (pip install -e .[test])")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\non: push\n")
+    out = subprocess.run(
+        [lint, "--builtin-schema", "vendor.github-workflows", str(bad)], capture_output=True
+    )
+    assert out.returncode == 1
 
 
 @pytest.mark.parametrize("name", ["My-Module", "1abc", "a b", "../x"])

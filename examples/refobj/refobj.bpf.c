@@ -18,3 +18,53 @@ int new_value_release(void *ctx)
 	refobj_release(obj);	/* KF_ACQUIRE: without it the load fails */
 	return value;
 }
+
+/* For the Python tests (test_refobj.py): values from a map, through refobjs, out
+ * as ring-buffer events; the sum is kept in another map. */
+struct event {
+	u32 seq;
+	u32 pad;
+	u64 value;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);		/* 0: the base value, 1: the sum of what was sent */
+	__type(key, u32);
+	__type(value, u64);
+} numbers SEC(".maps");
+
+struct args {
+	u32 count;
+};
+
+SEC("syscall")
+int emit_values(struct args *args)
+{
+	u32 base_key = 0, sum_key = 1;
+	u64 *base = bpf_map_lookup_elem(&numbers, &base_key);
+	u64 *sum = bpf_map_lookup_elem(&numbers, &sum_key);
+	struct event e = {};
+	u32 i;
+
+	if (!base || !sum)
+		return -1;
+	for (i = 0; i < args->count && i < 16; i++) {
+		struct refobj *obj = refobj_new(*base + i);
+
+		if (!obj)
+			return -1;
+		e.seq = i;
+		e.value = refobj_value(obj);
+		refobj_release(obj);
+		*sum += e.value;
+		if (bpf_ringbuf_output(&events, &e, sizeof(e), 0))
+			return -1;
+	}
+	return i;
+}

@@ -30,7 +30,14 @@ from kfunc.libbpf.vmlinux_h import write_vmlinux_h
 from kfunc.progress import Progress
 from kfunc.project import Project
 
-__all__ = ["ProjectBuild", "build_bpf", "build_project", "check_module", "write_bpf_header"]
+__all__ = [
+    "ProjectBuild",
+    "build_bpf",
+    "build_project",
+    "check_module",
+    "compile_bpf_source",
+    "write_bpf_header",
+]
 
 
 @dataclass
@@ -84,6 +91,34 @@ def write_bpf_header(project: Project, module: ModuleBuild, kernel: Kernel) -> P
     return header
 
 
+def _bpf_out_dir(project: Project, kernel: Kernel) -> Path:
+    where = hashlib.sha256(str(project.path).encode()).hexdigest()[:8]
+    return cache_dir("builds", kernel.release, f"bpf-{project.name}-{where}")
+
+
+def _vmlinux_h_for(
+    project: Project, kernel: Kernel, module: ModuleBuild | None, progress: Progress | None = None
+) -> Path:
+    """The vmlinux.h the project's programs compile against (see :func:`build_bpf`)."""
+    if module is None:
+        return vmlinux_h(kernel, progress)
+    header = _bpf_out_dir(project, kernel) / "include" / "vmlinux.h"
+    if not up_to_date(header, [module.ko]):
+        header.parent.mkdir(parents=True, exist_ok=True)
+        write_vmlinux_h(module.ko, header, base_btf_path=kernel.vmlinux)
+    return header
+
+
+def compile_bpf_source(built: ProjectBuild, kernel: Kernel, source: Path, output: Path) -> Path:
+    """Compile another BPF C file as the project's own: same vmlinux.h, same headers."""
+    project = built.project
+    header = _vmlinux_h_for(project, kernel, built.module)
+    deps = [header, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
+    return compile_bpf(
+        source, output, include_dirs=[header.parent, *project.include_dirs], depends=deps
+    )
+
+
 def build_bpf(
     project: Project,
     kernel: Kernel,
@@ -97,21 +132,29 @@ def build_bpf(
     *`` must be a struct in the program's BTF, not a forward declaration, or
     libbpf finds the prototypes incompatible).
     """
-    where = hashlib.sha256(str(project.path).encode()).hexdigest()[:8]
-    out_dir = cache_dir("builds", kernel.release, f"bpf-{project.name}-{where}")
-    if module is None:
-        header = vmlinux_h(kernel, progress)
-    else:
-        header = out_dir / "include" / "vmlinux.h"
-        if not up_to_date(header, [module.ko]):
-            header.parent.mkdir(parents=True, exist_ok=True)
-            write_vmlinux_h(module.ko, header, base_btf_path=kernel.vmlinux)
+    out_dir = _bpf_out_dir(project, kernel)
+    header = _vmlinux_h_for(project, kernel, module, progress)
     objects = []
+    # Where the kernel builds in a root filesystem, so does clang: the project
+    # is mounted there at its own path.
+    binds = (project.path, *project.include_dirs)
+    wrap = None if kernel.build_root is None else lambda cmd: kernel.tool_command(cmd, binds)
+    # The target's release, as libbpf's KERNEL_VERSION(a, b, c) encodes it, for
+    # what BTF cannot tell a program at compile time (a renamed attach target).
+    v = kernel.version
+    version = [f"-DKFUNC_TARGET_VERSION={(v.major << 16) + (v.minor << 8) + min(v.patch, 255)}"]
     for src in project.bpf_sources:
         out = out_dir / (src.name.removesuffix(".c") + ".o")
         deps = [header, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
         objects.append(
-            compile_bpf(src, out, include_dirs=[header.parent, *project.include_dirs], depends=deps)
+            compile_bpf(
+                src,
+                out,
+                include_dirs=[header.parent, *project.include_dirs],
+                depends=deps,
+                extra_flags=version,
+                wrap=wrap,
+            )
         )
     return objects
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from kfunc.errors import KfuncError
 
-__all__ = ["scaffold"]
+__all__ = ["DEFAULT_KERNELS", "scaffold"]
 
 _SPEC = """\
 # The kfunc module {name}: edit the kfuncs here; `kfunc build` generates the
@@ -26,6 +28,10 @@ body = "return a + b;"
 [[run.test]]
 program = "add"
 retval = 42
+
+# The kernels `kfunc test` (and the CI workflow) run test_{name}.py on.
+[test]
+kernels = {kernels}
 """
 
 _BPF = """\
@@ -45,35 +51,92 @@ int add(void *ctx)
 """
 
 _TEST = '''\
-"""{name}'s kfuncs, tested in real kernels: kfunc builds the module, boots each
-kernel in a VM, loads the module and test-runs the BPF programs.
+"""{name}'s kfuncs, tested in real kernels with kfunc's pytest fixtures.
 
-    KFUNC_KERNELS=6.1,6.12 pytest test_{name}.py
+    kfunc test .                     # every kernel of kfunc.toml's [test] kernels
+    pytest --kernels 6.12 -x         # the same, with pytest's own options
+
+`kernel` is a booted guest (one boot per kernel), `module` the module built
+for it and inserted, `bpf` loads {name}.bpf.o (built for that kernel) there.
 """
 
-import os
-from pathlib import Path
 
-import pytest
-
-from kfunc.project import Project
-from kfunc.run import run_projects
-
-HERE = Path(__file__).resolve().parent
-KERNELS = os.environ.get("KFUNC_KERNELS", "6.12").split(",")
+def test_{name}_kfunc_is_registered(module):
+    assert "{name}_add" in module.kfuncs  # in /sys/kernel/btf/{name}, with its BTF id
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
-def test_{name}_add(kernel: str) -> None:
-    report = run_projects([Project.load(HERE)], kernel)
-    (project,) = report.projects
-    assert project.ok, f"{{project.error}} ({{project.fix}})"
-    assert [t["retval"] for t in project.tests] == [42]
+def test_{name}_add(bpf):
+    obj = bpf.load()
+    assert obj.programs["add"].test_run().retval == 42
 '''
 
+# GitHub Actions: one job per kernel, in a Debian container (kfunc takes the
+# kernels from Debian's packages), the kernel packages cached between runs.
+_WORKFLOW = """\
+name: kfunc
 
-def scaffold(name: str, parent: Path | str = ".") -> Path:
-    """Write a new project ``name/`` under ``parent``: spec, BPF program and test."""
+on:
+  push:
+  pull_request:
+  workflow_dispatch:
+
+jobs:
+  test:
+    name: kernel ${{{{ matrix.kernel }}}}
+    runs-on: ubuntu-latest
+    container:
+      image: debian:bookworm
+      options: --privileged  # BPF and /dev/kvm for the test guests
+    strategy:
+      fail-fast: false
+      matrix:
+        kernel: {kernels}
+    env:
+      KFUNC_CACHE: /root/.cache/kfunc
+      KFUNC_REQUIRE_VM: "1"  # a test that cannot boot its kernel fails instead of skipping
+      # How to install kfunc here: a PyPI name, a git URL or a path.
+      KFUNC_INSTALL: kfunc
+    steps:
+      - uses: actions/checkout@v4
+      - name: Tools (clang, libbpf, pahole, qemu)
+        run: |
+          apt-get update -q
+          apt-get install -y -q --no-install-recommends \\
+            python3 python3-venv git ca-certificates clang llvm libbpf1 libbpf-dev bpftool \\
+            dwarves qemu-system-x86 busybox-static kmod cpio make gcc-12 libelf1 zstd \\
+            xz-utils dpkg-dev
+      - name: kfunc
+        run: |
+          python3 -m venv /opt/kfunc
+          /opt/kfunc/bin/pip install -q "$KFUNC_INSTALL" pytest
+          echo /opt/kfunc/bin >> "$GITHUB_PATH"
+      - name: Kernel packages cache
+        uses: actions/cache@v4
+        with:
+          path: /root/.cache/kfunc
+          key: kfunc-${{{{ matrix.kernel }}}}-${{{{ hashFiles('kfunc.toml') }}}}
+          restore-keys: kfunc-${{{{ matrix.kernel }}}}-
+      - name: kfunc test (${{{{ matrix.kernel }}}})
+        run: >-
+          kfunc test . --kernels "${{{{ matrix.kernel }}}}"
+          --junit "junit-${{{{ matrix.kernel }}}}.xml"
+      - name: Test results
+        if: always()
+        uses: actions/upload-artifact@v4
+        with:
+          name: junit-${{{{ matrix.kernel }}}}
+          path: junit-${{{{ matrix.kernel }}}}.xml
+"""
+
+DEFAULT_KERNELS = ("6.1", "6.12")
+
+
+def scaffold(name: str, parent: Path | str = ".", kernels: Sequence[str] = DEFAULT_KERNELS) -> Path:
+    """Write a new project ``name/`` under ``parent``: spec, BPF program, test, CI workflow.
+
+    ``kernels`` is the project's test matrix (kfunc.toml's ``[test] kernels``,
+    one CI job each).
+    """
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise KfuncError(
             f"kfunc new: {name!r} is not a valid module name",
@@ -83,8 +146,12 @@ def scaffold(name: str, parent: Path | str = ".") -> Path:
     if path.exists():
         raise KfuncError(f"{path}: already exists", "choose another name or remove it")
     path.mkdir(parents=True)
-    (path / "kfunc.toml").write_text(_SPEC.format(name=name))
+    matrix = json.dumps(list(kernels))
+    (path / "kfunc.toml").write_text(_SPEC.format(name=name, kernels=matrix))
     (path / f"{name}.bpf.c").write_text(_BPF.format(name=name))
     (path / f"test_{name}.py").write_text(_TEST.format(name=name))
+    workflows = path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "kfunc.yml").write_text(_WORKFLOW.format(kernels=matrix))
     (path / ".gitignore").write_text("build/\n__pycache__/\n")
     return path

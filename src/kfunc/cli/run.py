@@ -61,7 +61,23 @@ def _run(args: argparse.Namespace) -> int:
             if not project.ok:
                 message = project.error or "the run did not show its result"
                 print_error(KfuncError(f"{project.project}: {message}", project.fix))
+                _show_verifier_log(project, args.verbose)
     return 0 if report.ok else 1
+
+
+def _show_verifier_log(project: ProjectReport, verbose: bool) -> None:
+    """The raw verifier log of a refused program: all of it with --verbose, else a hint."""
+    failed = next((e for e in project.steps if e["step"] == "bpf_load" and e.get("ok") is False),
+                  None)  # fmt: skip
+    log = ((failed or {}).get("data") or {}).get("log", "")
+    if not log:
+        return
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if verbose:
+        console.print("[dim]--- verifier log ---[/]")
+        console.print(escape(log.rstrip()), markup=False)
+    else:
+        console.print("[dim]the whole verifier log: rerun with --verbose[/]")
 
 
 def _show(report: RunReport, console: Console | None = None) -> None:

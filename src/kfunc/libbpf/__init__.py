@@ -16,19 +16,21 @@ from kfunc.libbpf.object import (
     RunResult,
     prog_type_by_section,
 )
-from kfunc.libbpf.ringbuf import RingBuffer
+from kfunc.libbpf.ringbuf import EventType, RingBuffer, event_decoder
 from kfunc.libbpf.vmlinux_h import KERNEL_BTF, dump_vmlinux_h, write_vmlinux_h
 
 __all__ = [
     "DEFAULT_LOG_SIZE",
     "KERNEL_BTF",
     "BpfObject",
+    "EventType",
     "Link",
     "Map",
     "Program",
     "RingBuffer",
     "RunResult",
     "dump_vmlinux_h",
+    "event_decoder",
     "libbpf_version",
     "prog_type_by_section",
     "write_vmlinux_h",

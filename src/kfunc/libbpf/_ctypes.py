@@ -157,6 +157,7 @@ bpf_map__fd = _d(libbpf, "bpf_map__fd", c_int, c_void_p)
 bpf_map__type = _d(libbpf, "bpf_map__type", c_int, c_void_p)
 bpf_map__key_size = _d(libbpf, "bpf_map__key_size", c_uint32, c_void_p)
 bpf_map__value_size = _d(libbpf, "bpf_map__value_size", c_uint32, c_void_p)
+bpf_map__max_entries = _d(libbpf, "bpf_map__max_entries", c_uint32, c_void_p)
 
 # libbpf.h: ring buffers
 ring_buffer__new = _d(

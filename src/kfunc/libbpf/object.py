@@ -507,6 +507,7 @@ class Map:
         self.type_name = _cstr(lib.libbpf_bpf_map_type_str(self.type))
         self.key_size = lib.bpf_map__key_size(ptr)
         self.value_size = lib.bpf_map__value_size(ptr)
+        self.max_entries = lib.bpf_map__max_entries(ptr)
 
     @property
     def fd(self) -> int:

@@ -290,6 +290,171 @@ def step_probe_kfuncs(
     return run_probe(programs, types, out)
 
 
+# -- steps of the remote libbpf API (kfunc.vm.remote): one object, program or map
+
+
+def _object(state: State, path: str) -> Any:
+    obj = state.objects.get(path)
+    if obj is None:
+        raise StepFailed(f"object '{Path(path).name}': not loaded", "load it first (bpf_load)")
+    return obj
+
+
+def _libbpf_failed(exc: KfuncError) -> StepFailed:
+    return StepFailed(exc.message, exc.fix, errno=getattr(exc, "errno", 0),
+                      log=getattr(exc, "log", ""))  # fmt: skip
+
+
+def step_bpf_describe(state: State, path: str) -> dict[str, Any]:
+    """The programs and maps of a loaded object, and which programs are attached."""
+    obj = _object(state, path)
+    attached = {link.program.name for link in state.links if link.program._obj is obj}
+    programs = [{"name": p.name, "section": p.section, "type": p.type_name,
+                 "attached": p.name in attached} for p in obj.programs.values()]  # fmt: skip
+    maps = [{"name": m.name, "type": m.type_name, "key_size": m.key_size,
+             "value_size": m.value_size, "max_entries": m.max_entries}
+            for m in obj.maps.values()]  # fmt: skip
+    return {"object": path, "programs": programs, "maps": maps}
+
+
+def step_bpf_close(state: State, path: str) -> dict[str, Any]:
+    """Close one object: its links and ring buffers go with it."""
+    obj = state.objects.pop(path, None)
+    if obj is None:
+        return {"object": path, "skipped": "not loaded"}
+    links = [link for link in state.links if link.program._obj is obj]
+    for link in links:
+        state.links.remove(link)
+        link.destroy()
+    obj.close()
+    return {"object": path, "links": len(links)}
+
+
+def _program(state: State, path: str, program: str) -> Any:
+    obj = _object(state, path)
+    if program not in obj.programs:
+        raise StepFailed(
+            f"object '{obj.name}': no program {program!r}",
+            f"name one of its programs: {', '.join(obj.programs) or 'none'}",
+        )
+    return obj.programs[program]
+
+
+def step_prog_attach(state: State, path: str, program: str) -> dict[str, Any]:
+    prog = _program(state, path, program)
+    try:
+        state.links.append(prog.attach())
+    except KfuncError as exc:
+        raise _libbpf_failed(exc) from None
+    return {"program": program, "section": prog.section}
+
+
+def step_prog_detach(state: State, path: str, program: str) -> dict[str, Any]:
+    prog = _program(state, path, program)
+    links = [link for link in state.links if link.program is prog]
+    for link in links:
+        state.links.remove(link)
+        link.destroy()
+    return {"program": program, "links": len(links)}
+
+
+def step_prog_test_run(
+    state: State, path: str, program: str, data: str = "", ctx: str | None = None,
+    repeat: int = 1,
+) -> dict[str, Any]:  # fmt: skip
+    """BPF_PROG_TEST_RUN with any input; the result whatever it is (no expectation)."""
+    prog = _program(state, path, program)
+    try:
+        result = prog.test_run(bytes.fromhex(data), None if ctx is None else bytes.fromhex(ctx),
+                               repeat)  # fmt: skip
+    except KfuncError as exc:
+        raise _libbpf_failed(exc) from None
+    return {"program": program, "retval": result.retval, "duration": result.duration,
+            "data_out": result.data_out.hex(), "ctx_out": result.ctx_out.hex()}  # fmt: skip
+
+
+def _map(state: State, path: str, name: str) -> Any:
+    obj = _object(state, path)
+    if name not in obj.maps:
+        raise StepFailed(
+            f"object '{obj.name}': no map {name!r}",
+            f"name one of its maps: {', '.join(obj.maps) or 'none'}",
+        )
+    return obj.maps[name]
+
+
+def step_map_lookup(state: State, path: str, map: str, key: str) -> dict[str, Any]:
+    try:
+        value = _map(state, path, map).lookup(bytes.fromhex(key))
+    except KfuncError as exc:
+        raise _libbpf_failed(exc) from None
+    return {"map": map, "value": None if value is None else value.hex()}
+
+
+def step_map_update(
+    state: State, path: str, map: str, key: str, value: str, flags: int = 0
+) -> dict[str, Any]:
+    try:
+        _map(state, path, map).update(bytes.fromhex(key), bytes.fromhex(value), flags)
+    except KfuncError as exc:
+        raise _libbpf_failed(exc) from None
+    return {"map": map}
+
+
+def step_map_keys(state: State, path: str, map: str) -> dict[str, Any]:
+    try:
+        return {"map": map, "keys": [k.hex() for k in _map(state, path, map)]}
+    except KfuncError as exc:
+        raise _libbpf_failed(exc) from None
+
+
+_RINGS: dict[tuple[str, str], Any] = {}  # open ring buffers, by object path and map
+
+
+def step_ringbuf_consume(
+    state: State, path: str, map: str, timeout: float = 0.0, max_events: int = 100_000
+) -> dict[str, Any]:
+    """Events of a ring buffer map (hex): what is there, or what comes within ``timeout``."""
+    from kfunc.libbpf import RingBuffer
+
+    map_ = _map(state, path, map)
+    ring = _RINGS.get((path, map))
+    if ring is None or ring.map is not map_ or ring._closed:
+        try:
+            ring = _RINGS[(path, map)] = RingBuffer(map_)
+        except KfuncError as exc:
+            raise _libbpf_failed(exc) from None
+    events = ring.read(max_events)
+    if not events and timeout > 0:
+        ring.poll(timeout)
+        events = ring.read(max_events)
+    return {"map": map, "events": [e.hex() for e in events]}
+
+
+def step_trace_read(
+    state: State, timeout: float = 1.0, expect: str | None = None, max_lines: int = 10_000
+) -> dict[str, Any]:
+    """trace_pipe lines until one matches ``expect``, or ``timeout`` s pass; never fails."""
+    from kfunc.tracefs import TracePipe, ensure_tracefs
+
+    pattern = re.compile(expect) if expect else None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    ensure_tracefs()
+    with TracePipe() as pipe:
+        while len(lines) < max_lines:
+            remaining = deadline - time.monotonic()
+            line = pipe.readline(timeout=max(0.0, remaining))
+            if line is None:
+                if remaining <= 0:
+                    break
+                continue
+            lines.append(line)
+            if pattern is not None and pattern.search(line):
+                break
+    return {"lines": lines}
+
+
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {
     "bpf_verify": step_bpf_verify,
     "probe_kfuncs": step_probe_kfuncs,
@@ -302,6 +467,16 @@ STEPS: dict[str, Callable[..., dict[str, Any]]] = {
     "trigger": step_trigger,
     "trace": step_trace,
     "test_run": step_test_run,
+    "bpf_describe": step_bpf_describe,
+    "bpf_close": step_bpf_close,
+    "prog_attach": step_prog_attach,
+    "prog_detach": step_prog_detach,
+    "prog_test_run": step_prog_test_run,
+    "map_lookup": step_map_lookup,
+    "map_update": step_map_update,
+    "map_keys": step_map_keys,
+    "ringbuf_consume": step_ringbuf_consume,
+    "trace_read": step_trace_read,
 }
 
 
