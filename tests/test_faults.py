@@ -238,3 +238,36 @@ def test_boot_that_never_finishes(kernel_612: Kernel) -> None:
     assert "not ready within 2 s" in err.value.message
     assert not session.directory.exists()
     assert qemu_processes() <= before
+
+
+def test_ctrl_c_during_the_build(tmp_path: Path, kernel_612: Kernel) -> None:
+    project = copy_example(tmp_path, "hello")
+    c = project / "hello.c"
+    c.write_text(c.read_text() + f"/* {tmp_path.name} */\n")  # new sources: a real kbuild
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kfunc", "build", str(project)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )  # fmt: skip
+
+    def makes() -> list[str]:
+        out = subprocess.run(["pgrep", "-af", "make"], capture_output=True, text=True).stdout
+        return [line for line in out.splitlines() if str(project) in line or "hello-" in line]
+
+    try:
+        deadline = time.monotonic() + 60
+        while not makes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert makes(), "kbuild never started"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    time.sleep(0.5)
+    assert makes() == []
+    assert list(tmp.iterdir()) == []

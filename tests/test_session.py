@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, qemu_processes
+from conftest import EXAMPLES, ROOT, qemu_processes
 
 from kfunc.build import build_project
 from kfunc.kernels.target import Kernel
@@ -35,6 +36,24 @@ def test_session_keeps_state_and_powers_off_when_idle(kernel_612: Kernel) -> Non
                 [{"op": "test_run", "program": "new_value_release", "retval": 42}]
             )
             assert run["ok"] and run["data"]["retval"] == 42
+        # The guest sees the host read-only, but for its own directory; its
+        # writes elsewhere land in overlays that the host never sees.
+        probe = ROOT / ".guest-write-test"
+        (shell,) = session.run_steps(
+            [
+                {
+                    "op": "trigger",
+                    "kind": "command",
+                    "command": f"touch {probe}; echo kfunc > /etc/kfunc-guest-test && "
+                    f"cat /etc/kfunc-guest-test; echo shared > {directory}/from-guest",
+                }
+            ]
+        )
+        assert "Read-only file system" in shell["data"]["output"]
+        assert "kfunc" in shell["data"]["output"]  # /etc is writable in the guest...
+        assert not probe.exists()
+        assert not Path("/etc/kfunc-guest-test").exists()  # ... but not on the host
+        assert (directory / "from-guest").read_text() == "shared\n"
         # A failing step answers with its error; the session goes on.
         (bad,) = session.run_steps([{"op": "test_run", "program": "nope", "retval": 0}])
         assert bad["ok"] is False and "no program 'nope' loaded" in bad["error"]

@@ -50,6 +50,7 @@ from kfunc.errors import KfuncError
 if TYPE_CHECKING:
     from kfunc.build import ProjectBuild
     from kfunc.project import Project
+    from kfunc.vm.keeper import KeptSession
     from kfunc.vm.remote import GuestModule, RemoteObject
     from kfunc.vm.session import GuestSession
 
@@ -148,8 +149,12 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 @pytest.fixture(scope="session")
-def kernel(request: pytest.FixtureRequest) -> Iterator[GuestSession]:
-    """The target kernel, booted and serving: a GuestSession (one boot per kernel)."""
+def kernel(request: pytest.FixtureRequest) -> Iterator[GuestSession | KeptSession]:
+    """The target kernel, booted and serving: a GuestSession (one boot per kernel).
+
+    Where a kept guest of the kernel is up (``kfunc vm start``), the tests use
+    it instead and nothing boots.
+    """
     from kfunc.kernels.target import get_kernel
     from kfunc.vm.session import GuestSession
 
@@ -160,11 +165,17 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[GuestSession]:
     except KfuncError as exc:
         _require(False, f"kernel {name} not available: {exc.message}")
         raise
-    session = GuestSession(target, idle=3600.0)
-    try:
-        session.start()
-    except KfuncError as exc:
-        _fail(exc)
+    from kfunc.vm.keeper import KeptSession, find_kept
+
+    kept = find_kept(target)
+    if kept is not None:  # `kfunc vm start`: no boot
+        session: GuestSession | KeptSession = KeptSession(kept, target)
+    else:
+        session = GuestSession(target, idle=3600.0)
+        try:
+            session.start()
+        except KfuncError as exc:
+            _fail(exc)
     try:
         yield session
     finally:

@@ -228,7 +228,10 @@ def step_trigger(state: State, kind: str, command: str | None = None) -> dict[st
         os.unlink(name)
         return {"unlinked": name, "pid": os.getpid()}
     if kind == "command" and command:
-        proc = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            check=False,
+        )  # fmt: skip
         return {"command": command, "exit": proc.returncode, "output": proc.stdout[-2000:]}
     raise StepFailed(f"trigger: unknown kind {kind!r}")
 

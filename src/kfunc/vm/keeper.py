@@ -25,7 +25,7 @@ from kfunc.errors import GuestError, LostVMError
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.vm.session import GuestSession, SessionClient
 
-__all__ = ["KeptGuest", "find_kept", "kept_guests", "start_kept", "stop_kept"]
+__all__ = ["KeptGuest", "KeptSession", "find_kept", "kept_guests", "start_kept", "stop_kept"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,30 @@ class KeptGuest:
 
     def alive(self) -> bool:
         return _running(self.pid) and (Path(self.directory) / "ready").exists()
+
+
+class KeptSession(SessionClient):
+    """A kept guest used like a :class:`GuestSession`; closing it leaves the guest up.
+
+    What a user of the session loaded, it unloads itself (the pytest
+    fixtures do at teardown); the guest stays for the next command.
+    """
+
+    def __init__(self, kept: KeptGuest, kernel: Kernel) -> None:
+        super().__init__(Path(kept.directory), kept.alive)
+        self.kept = kept
+        self.kernel = kernel
+
+    def kernel_log(self, last: int = 30) -> list[str]:
+        """The kept guest's last kernel lines, from its console log."""
+        from kfunc.vm.guest import ConsoleLine
+
+        text = Path(self.kept.console).read_text(errors="replace").splitlines()
+        lines = [ConsoleLine(t) for t in text[-2000:]]
+        return [line.message for line in lines if line.is_kernel][-last:]
+
+    def close(self) -> None:
+        pass
 
 
 def _record(release: str) -> Path:
