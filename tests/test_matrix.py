@@ -1,4 +1,4 @@
-"""Every example, built, loaded and exercised in 6.12, 6.1 and 7.3: one boot per kernel.
+"""Every example, built, loaded and exercised in 6.12, 6.1, 7.3 and 7.2: one boot per kernel.
 
 On 6.1 the tutorial's kprobe caller is left out: kfunc refuses it before
 loading (tests/test_cli.py), and its fentry variant runs instead.
@@ -22,7 +22,7 @@ EXAMPLE_NAMES = ["hello", "hello_fentry", "refobj", "sleepable", "destructive", 
                  "tc"]  # fmt: skip
 
 
-@pytest.mark.parametrize("kernel", ["6.12", "6.1", "7.3"])
+@pytest.mark.parametrize("kernel", ["6.12", "6.1", "7.3", "7.2"])
 def test_examples(kernel: str, tmp_path: Path) -> None:
     before = qemu_processes()
     names = [n for n in EXAMPLE_NAMES if not (kernel == "6.1" and n == "hello")]

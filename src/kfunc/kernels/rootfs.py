@@ -176,6 +176,9 @@ def _create(rootfs: Rootfs, packages: list[str], progress: Progress) -> None:
     cmd = [
         "mmdebstrap", "--variant=apt", "--components=main",
         "--aptopt=Acquire::Languages \"none\"",
+        # sid's Release file is valid for a week only: a mirror a little behind
+        # (or a stored copy of one) is refused without this.
+        "--aptopt=Acquire::Check-Valid-Until \"false\"",
         "--dpkgopt=path-exclude=/usr/share/{doc,man,locale}/*",
         f"--include={','.join(packages)}",
         rootfs.suite.split("-")[0], str(tmp), *sources,
