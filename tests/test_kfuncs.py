@@ -287,3 +287,21 @@ def test_tagged_and_helpers_on_a_small_blob() -> None:
     btf = parse_btf(header + b"\0", name="tiny")
     assert tagged_kfuncs(btf, "vmlinux") == []
     assert helper_count(btf) is None
+
+
+def test_tags_and_sets_agree_where_a_kernel_has_both(kernel_73: Kernel) -> None:
+    """Debian's 7.3 is built with pahole >= 1.27: its BTF tags kfuncs, and its
+    .BTF_ids holds their sets (found by the scan: the vmlinux out of the
+    bzImage has no symbols). Both paths must name the same kfuncs, alike."""
+    from kfunc.kfuncs import kfunc_sets, scan_set8, set_kfuncs, tagged_kfuncs
+
+    elf = ElfObject(kernel_73.vmlinux)
+    assert not elf.has_section(".symtab")
+    btf = elf.btf()
+    tagged = {k.name: k.prototype for k in tagged_kfuncs(btf, "vmlinux")}
+    from_sets = {
+        k.name: k.prototype
+        for k in set_kfuncs(btf, kfunc_sets(scan_set8(elf.section(".BTF_ids"), btf)), "vmlinux")
+    }
+    assert len(tagged) > 300
+    assert tagged == from_sets
