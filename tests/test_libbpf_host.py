@@ -39,13 +39,9 @@ pytestmark = [pytest.mark.host, needs_btf]
 
 Builder = Callable[[str, str], Path]
 
-TASK_PID_C = r"""
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-
-struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
-void bpf_task_release(struct task_struct *p) __ksym;
-
+# A syscall program that acquires the task of args->pid through a kfunc,
+# reads it and releases it; other tests declare the kfuncs their own way.
+TASK_PID_BODY = r"""
 struct args {
 	int pid;
 	int tgid;
@@ -67,6 +63,17 @@ int task_pid(struct args *args)
 
 char LICENSE[] SEC("license") = "GPL";
 """
+
+TASK_PID_C = (
+    r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+struct task_struct *bpf_task_from_pid(s32 pid) __ksym;
+void bpf_task_release(struct task_struct *p) __ksym;
+"""
+    + TASK_PID_BODY
+)
 
 # Acquires a task and never releases it: the verifier must refuse.
 LEAK_C = r"""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, modules_dir
+from test_libbpf_host import TASK_PID_BODY
 
 from kfunc.clang import compile_bpf
 from kfunc.kernels.target import Kernel
@@ -110,31 +111,13 @@ def test_diff_61_612(kernel_61: Kernel, kernel_612: Kernel) -> None:
 
 # --- a header from `kfunc header`, compiled and loaded ------------------------------
 
-CALLER_C = r"""
+CALLER_C = (
+    r"""
 #include "vmlinux.h"
 #include "kfuncs.h"
-
-struct args {
-	int pid;
-	int tgid;
-};
-
-SEC("syscall")
-int task_pid(struct args *args)
-{
-	struct task_struct *task = bpf_task_from_pid(args->pid);
-	int pid;
-
-	if (!task)
-		return -1;
-	pid = task->pid;
-	args->tgid = task->tgid;
-	bpf_task_release(task);
-	return pid;
-}
-
-char LICENSE[] SEC("license") = "GPL";
 """
+    + TASK_PID_BODY
+)
 
 
 @needs_btf
