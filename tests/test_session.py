@@ -37,21 +37,25 @@ def test_session_keeps_state_and_powers_off_when_idle(kernel_612: Kernel) -> Non
             )
             assert run["ok"] and run["data"]["retval"] == 42
         # The guest sees the host read-only, but for its own directory; its
-        # writes elsewhere land in overlays that the host never sees.
-        probe = ROOT / ".guest-write-test"
+        # writes elsewhere fail (the shared root) or land in overlays (/etc,
+        # /tmp ...) that the host never sees.
+        probes = [Path("/kfunc-guest-write-test"), ROOT / ".guest-write-test"]
         (shell,) = session.run_steps(
             [
                 {
                     "op": "trigger",
                     "kind": "command",
-                    "command": f"touch {probe}; echo kfunc > /etc/kfunc-guest-test && "
-                    f"cat /etc/kfunc-guest-test; echo shared > {directory}/from-guest",
+                    "command": f"touch {probes[0]}; touch {probes[1]}; "
+                    "echo kfunc > /etc/kfunc-guest-test && cat /etc/kfunc-guest-test; "
+                    f"echo shared > {directory}/from-guest",
                 }
             ]
         )
-        assert "Read-only file system" in shell["data"]["output"]
+        assert (
+            f"touch: cannot touch '{probes[0]}': Read-only file system" in (shell["data"]["output"])
+        )
         assert "kfunc" in shell["data"]["output"]  # /etc is writable in the guest...
-        assert not probe.exists()
+        assert not any(p.exists() for p in probes)
         assert not Path("/etc/kfunc-guest-test").exists()  # ... but not on the host
         assert (directory / "from-guest").read_text() == "shared\n"
         # A failing step answers with its error; the session goes on.
