@@ -9,8 +9,12 @@ skipping the kernel tests.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,32 @@ def qemu_processes() -> set[int]:
         if TEST_TAG.encode() in environ:
             pids.add(pid)
     return pids
+
+
+def interrupt_kfunc(
+    args: list[str], ready: Callable[[], bool], *, cwd: Path, tmpdir: Path, settle: float = 0.0
+) -> str:
+    """Run ``kfunc ARGS``, press Ctrl-C once ``ready()`` holds (and ``settle`` s more).
+
+    Asserts what every interrupted command owes the user: exit code 130, a
+    one-line notice, no traceback. Returns its stderr.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kfunc", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready(), f"kfunc {' '.join(args)}: never got to the point to interrupt"
+        time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    return stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT, qemu_processes
+from conftest import EXAMPLES, ROOT, interrupt_kfunc, qemu_processes
 
 from kfunc.kernels.target import Kernel
 
@@ -202,26 +201,12 @@ def test_ctrl_c_during_the_run(tmp_path: Path, kernel_612: Kernel) -> None:
     tmp = tmp_path / "tmpdir"
     tmp.mkdir()
     before = qemu_processes()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kfunc", "run", str(FAULTS / "hang_init"), "--boot"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp)},
+    # Once the module is being inserted, the guest is up and busy.
+    interrupt_kfunc(
+        ["run", str(FAULTS / "hang_init"), "--boot"],
+        lambda: any("hang_init" in p.name for p in tmp.glob("kfunc-run-*/*/*")),
+        cwd=tmp_path, tmpdir=tmp, settle=8,
     )  # fmt: skip
-    try:
-        # Wait until the module is being inserted (the guest is up and busy).
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(
-            "hang_init" in p.name for p in tmp.glob("kfunc-run-*/*/*")
-        ):
-            time.sleep(0.2)
-        time.sleep(8)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130
-    assert "Traceback" not in stderr and "interrupted" in stderr
     assert list(tmp.iterdir()) == []
     assert qemu_processes() <= before
 
@@ -246,28 +231,12 @@ def test_ctrl_c_during_the_build(tmp_path: Path, kernel_612: Kernel) -> None:
     c.write_text(c.read_text() + f"/* {tmp_path.name} */\n")  # new sources: a real kbuild
     tmp = tmp_path / "tmpdir"
     tmp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kfunc", "build", str(project)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp)},
-    )  # fmt: skip
 
     def makes() -> list[str]:
         out = subprocess.run(["pgrep", "-af", "make"], capture_output=True, text=True).stdout
         return [line for line in out.splitlines() if str(project) in line or "hello-" in line]
 
-    try:
-        deadline = time.monotonic() + 60
-        while not makes() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert makes(), "kbuild never started"
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130
-    assert "Traceback" not in stderr and "interrupted" in stderr
+    interrupt_kfunc(["build", str(project)], lambda: bool(makes()), cwd=tmp_path, tmpdir=tmp)
     time.sleep(0.5)
     assert makes() == []
     assert list(tmp.iterdir()) == []

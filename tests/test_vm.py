@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, qemu_processes
+from conftest import ROOT, interrupt_kfunc, qemu_processes
 
 from kfunc.errors import LostVMError
 from kfunc.kbuild import ModuleBuild
@@ -80,28 +79,13 @@ def test_guest_timeout_kills_qemu(kernel_612: Kernel, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_the_guest_and_cleans_up(kernel_612: Kernel, tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     before = qemu_processes()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kfunc", "run", "examples/hello"],
-        cwd=ROOT,
-        env=_env(tmp_path / "tmp"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not qemu_processes() - before and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert qemu_processes() - before, "qemu never started"
-        time.sleep(2)  # well inside the boot
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130
-    assert "Traceback" not in stderr
-    assert "interrupted" in stderr
+    interrupt_kfunc(
+        ["run", "examples/hello"],
+        lambda: bool(qemu_processes() - before),
+        cwd=ROOT, tmpdir=tmp, settle=2,  # well inside the boot
+    )  # fmt: skip
     assert qemu_processes() <= before
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list(tmp.iterdir()) == []
