@@ -242,10 +242,12 @@ def _run_in_new_guest(
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
     if not any(e["step"] == "done" for e in events):
+        # The console's tail, the agent's own lines too: a Python error or an
+        # oops that killed the agent shows there.
         raise LostVMError(
             f"guest {kernel.release}: stopped before the run finished",
-            run.kernel_log(last=20),
-            "the guest's console above says why; rerun with --verbose for all of it",
+            [line.message for line in run.console[-25:]],
+            "the guest's console above says why",
         )
     return events
 
