@@ -117,9 +117,14 @@ def interrupt_kfunc(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not ready() and time.monotonic() < deadline:
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ready(), f"kfunc {' '.join(args)}: never got to the point to interrupt"
+        if not ready():
+            out, err = proc.communicate(timeout=60) if proc.poll() is not None else ("", "")
+            pytest.fail(
+                f"kfunc {' '.join(args)}: never got to the point to interrupt "
+                f"(exit {proc.returncode}): {out[-800:]} {err[-1500:]}"
+            )
         time.sleep(settle)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
