@@ -114,6 +114,11 @@ class GuestError(KfuncError):
         super().__init__(message, fix)
         self.kernel_log = kernel_log or []
 
+    def __str__(self) -> str:
+        # The CLI shows the lines itself; a traceback or a test report gets them here.
+        tail = "".join(f"\n    {line}" for line in self.kernel_log[-15:])
+        return super().__str__() + (f"\n  the guest's last lines:{tail}" if tail else "")
+
 
 class LostVMError(GuestError):
     """The VM died, hung or timed out without reporting its status."""

@@ -10,10 +10,13 @@ non-zero BTF id that names a FUNC of that name in the module's BTF.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -147,9 +150,13 @@ def build_module(
     cmd += ["MODULE_PAHOLE_FLAGS=", "RESOLVE_BTFIDS_FLAGS="]
     where = f" (in the {kernel.rootfs} root filesystem)" if kernel.rootfs else ""
     progress.update(" ".join(cmd[:1] + cmd[3:6]) + where)
-    proc = subprocess.run(kernel.tool_command(cmd), capture_output=True, text=True, check=False)
-    log = (proc.stdout + proc.stderr).replace(str(workdir), str(source.path))
-    if proc.returncode != 0 or not ko.exists():
+    try:
+        returncode, output = _run_kbuild(kernel.tool_command(cmd), workdir / ".tmp")
+    except BaseException:  # Ctrl-C: no half-built module for the next run
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    log = output.replace(str(workdir), str(source.path))
+    if returncode != 0 or not ko.exists():
         shutil.rmtree(workdir, ignore_errors=True)
         raise BuildError(_first_error(log, source), log=log, fix="fix the C source and rebuild")
     if _SKIPPING_BTF in log:
@@ -163,6 +170,38 @@ def build_module(
     build = verify_module(source, kernel, ko, log, cached=False)
     record.write_text(json.dumps(build.to_dict(), indent=2) + "\n")
     return build
+
+
+def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
+    """Run make in a process group of its own, with its temporary files in ``tmp``.
+
+    On any exit path (Ctrl-C included) the whole group, make and its compilers,
+    is stopped, and ``tmp`` removed: gcc killed mid-way leaves its ``cc*.s``.
+    """
+    tmp.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        env=dict(os.environ, TMPDIR=str(tmp)),
+    )
+    try:
+        output, _ = proc.communicate()
+        return proc.returncode, output
+    finally:
+        if proc.poll() is None:
+            for sig in (signal.SIGINT, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                try:
+                    proc.wait(timeout=5)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _first_error(log: str, source: ModuleSource) -> str:
