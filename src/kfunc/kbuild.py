@@ -10,7 +10,6 @@ non-zero BTF id that names a FUNC of that name in the module's BTF.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ from typing import Any
 from kfunc.cache import cache_dir
 from kfunc.errors import BuildError, MissingToolError
 from kfunc.kernels.target import Kernel
+from kfunc.procgroup import stop_group
 from kfunc.progress import Progress
 
 __all__ = ["BuiltKfunc", "ModuleBuild", "ModuleSource", "build_module", "verify_module"]
@@ -192,15 +192,8 @@ def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
         output, _ = proc.communicate()
         return proc.returncode, output
     finally:
-        if proc.poll() is None:
-            for sig in (signal.SIGINT, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(timeout=5)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        # SIGINT first: gcc removes its temporaries on it.
+        stop_group(proc, signal.SIGINT, 5.0)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -172,6 +172,14 @@ def run_projects(
     return report
 
 
+def _plan(prepared: list[ProjectBuild], rundir: Path, trace_timeout: float) -> list[dict[str, Any]]:
+    """The steps of every project, each project a group of its own."""
+    steps: list[dict[str, Any]] = []
+    for group, built in enumerate(prepared):
+        steps += _project_steps(built, group, rundir, trace_timeout)
+    return steps
+
+
 def _run_in_kept(
     kept: KeptGuest, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
     timeout: float, trace_timeout: float,
@@ -179,9 +187,7 @@ def _run_in_kept(
     """Send the plan to a kept guest: no boot."""
     rundir = Path(tempfile.mkdtemp(prefix="run-", dir=kept.directory))
     try:
-        steps = []
-        for group, built in enumerate(prepared):
-            steps += _project_steps(built, group, rundir, trace_timeout)
+        steps = _plan(prepared, rundir, trace_timeout)
         t1 = time.monotonic()
         with progress.step(f"kept guest {kept.release}: run") as step:
             events = kept.client.call({"steps": steps}, timeout)
@@ -201,9 +207,7 @@ def _run_in_new_guest(
     rundir = Path(tempfile.mkdtemp(prefix="kfunc-run-"))
     events: list[dict[str, Any]] = []
     try:
-        steps = []
-        for group, built in enumerate(prepared):
-            steps += _project_steps(built, group, rundir, trace_timeout)
+        steps = _plan(prepared, rundir, trace_timeout)
         (rundir / "plan.json").write_text(json.dumps({"steps": steps}, indent=2))
         argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
         marks: dict[str, float] = {}

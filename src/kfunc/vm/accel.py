@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from kfunc.cache import cache_dir
+from kfunc.procgroup import stop_group
 
 __all__ = ["probe_accel"]
 
@@ -87,8 +88,7 @@ def _probe(qemu: str, vmlinuz: Path) -> str:
                     answer = "kvm"
                     break
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            stop_group(proc, signal.SIGKILL)
             proc.wait()
             proc.stdout.close()
     return answer

@@ -13,7 +13,6 @@ included.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from kfunc.errors import LostVMError, MissingToolError
 from kfunc.kernels.target import Kernel
+from kfunc.procgroup import stop_group
 from kfunc.vm.accel import probe_accel
 
 __all__ = ["ConsoleLine", "Guest", "GuestProcess", "GuestRun"]
@@ -241,20 +241,6 @@ class GuestProcess:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """End vng, qemu and their helpers: the whole process group."""
-    if proc.poll() is None:
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    else:
-        # vng has exited; make sure nothing it started lingers in its group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_group(proc, signal.SIGTERM, 3.0, sweep=True)
     if proc.stdout is not None:
         proc.stdout.close()
