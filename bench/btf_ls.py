@@ -1,4 +1,5 @@
-"""Time `kfunc ls --btf /sys/kernel/btf/vmlinux --json` as a whole command against
+"""Time `kfunc ls --btf /sys/kernel/btf/vmlinux --json` as a whole command (the
+`kfunc` console script, else `python -m kfunc`) against
 `bpftool btf dump file /sys/kernel/btf/vmlinux format c`, in the same run.
 
 Cold: a fresh, empty kfunc cache for every repetition (the BTF is parsed and
@@ -37,7 +38,10 @@ def main() -> int:
     if shutil.which("bpftool") is None:
         print("bpftool not installed (apt-get install bpftool)", file=sys.stderr)
         return 1
-    ls = [sys.executable, "-m", "kfunc", "ls", "--btf", args.btf, "--json"]
+    # The command as a user runs it: the console script next to this Python.
+    script = Path(sys.executable).with_name("kfunc")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "kfunc"]
+    ls = [*command, "ls", "--btf", args.btf, "--json"]
     dump = ["bpftool", "btf", "dump", "file", args.btf, "format", "c"]
     base_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,6 +25,7 @@ from kfunc.btf import (
     Func,
     FuncProto,
     Int,
+    Ptr,
     Struct,
     Typedef,
     declaration,
@@ -364,6 +365,10 @@ def test_writer_blob_parses_in_both_byte_orders() -> None:
         btf = parse_btf(blob([INT, PTR, proto, func], order=order))
         assert btf[1] == Int(1, "int", 4, fmt.BTF_INT_SIGNED, 0, 32)
         assert func_prototype(btf, btf[4]) == "int int(int *int)"  # type: ignore[arg-type]
+        # Lookups by name search the records' bytes in the blob's own order.
+        assert btf.find("int", Int) == btf[1]
+        assert [typ.id for typ in btf.find_all("int")] == [1, 4]
+        assert [typ.id for typ in btf.find_all("int")] == [1, 4]  # now from the index
 
 
 @pytest.mark.parametrize(
@@ -405,10 +410,31 @@ def test_writer_blob_parses_in_both_byte_orders() -> None:
         ),
     ],
 )
-def test_malformed_blob_names_offset_and_problem(data: bytes, message: str, offset: int) -> None:
+@pytest.mark.parametrize("validate", [True, False], ids=["eager", "lazy"])
+def test_malformed_blob_names_offset_and_problem(
+    data: bytes, message: str, offset: int, validate: bool
+) -> None:
+    # Lazily, a bad layout fails at once and a bad record once it is read:
+    # either way with the same message and offset as the eager walk.
     with pytest.raises(BTFError, match=re.escape(message)) as err:
-        parse_btf(data)
+        btf = parse_btf(data, validate=validate)
+        list(btf.types())
     assert err.value.offset == offset
+
+
+def test_lazy_btf_checks_only_what_it_reads() -> None:
+    bad_ptr = [0, info(fmt.BTF_KIND_PTR), 9]  # [3] references a type that does not exist
+    data = blob([INT, PTR, bad_ptr])
+    btf = parse_btf(data, validate=False)
+    assert btf[2] == Ptr(2, "", 1)  # the good records read fine
+    assert btf.find("int", Int) == btf[1]
+    with pytest.raises(BTFError, match=re.escape("type [3]: references type id 9")):
+        btf[3]
+    with pytest.raises(BTFError, match=re.escape("type [3]: references type id 9")):
+        btf.validate()
+    good = parse_btf(blob([INT, PTR]), validate=False)
+    good.validate()
+    assert list(good.types()) == list(parse_btf(blob([INT, PTR])).types())
 
 
 def test_cyclic_types_raise_btf_error() -> None:
@@ -489,19 +515,22 @@ def seed(vmlinux: BTF) -> bytes:
     return data
 
 
-def _exercise(data: bytes) -> None:
-    btf = parse_btf(data)
+def _exercise(data: bytes, validate: bool = True) -> None:
+    btf = parse_btf(data, validate=validate)
+    # Lookups by name and kind before anything is read: lazily, nothing is checked yet.
+    btf.find("task_struct")
+    btf.find("bpf_func_id", t.Enum)
+    btf.funcs("bpf_kfunc")
     for typ in btf.types():
         if isinstance(typ, Func):
             func_prototype(btf, typ)
         elif not isinstance(typ, t.DeclTag | t.Var | t.Datasec):
             declaration(btf, typ.id, "x")
-    btf.find("task_struct")
-    btf.funcs("bpf_kfunc")
 
 
 def test_seed_is_valid_and_renders(seed: bytes) -> None:
     _exercise(seed)
+    _exercise(seed, validate=False)
 
 
 _EDGE_WORDS = [0, 1, 2999, 3000, 0xFFFF, 0xFFFFFFFF, info(fmt.BTF_KIND_STRUCT, 0xFFFF), info(31)]
@@ -543,5 +572,6 @@ def test_mutated_real_btf_raises_only_btf_error(
             drop = 4 * (where % (type_len // 4 + 1))
             del mutated[hdr_len + type_len - drop : hdr_len + type_len]
             struct.pack_into("<III", mutated, 12, type_len - drop, type_len - drop, str_len)
-    with contextlib.suppress(BTFError):
-        _exercise(bytes(mutated))
+    for validate in (True, False):
+        with contextlib.suppress(BTFError):
+            _exercise(bytes(mutated), validate)

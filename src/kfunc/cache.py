@@ -1,27 +1,53 @@
-"""Where kfunc keeps what it downloads and builds between runs."""
+"""Where kfunc keeps what it downloads and builds between runs, and how a cached
+answer knows that the files it came from have not changed.
+
+This module imports no more than ``os`` at load time: the replay of a cached
+``kfunc ls`` (see :mod:`kfunc.cli.answers`) uses it before anything else.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import zlib
 
-__all__ = ["cache_dir", "disk_usage"]
+# typing.TYPE_CHECKING without importing typing (~4 ms with its imports), as
+# type checkers accept and PEP 781 proposes: this module is on `kfunc ls`'s
+# replay path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["cache_dir", "cache_root", "disk_usage", "file_identity"]
+
+
+def cache_root() -> str:
+    """The cache root: ``$KFUNC_CACHE`` when set, else ``$XDG_CACHE_HOME/kfunc``,
+    else ``~/.cache/kfunc``. Nothing kfunc caches lives in the host's system
+    directories."""
+    root = os.environ.get("KFUNC_CACHE")
+    if root:
+        return root
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "kfunc")
 
 
 def cache_dir(*parts: str) -> Path:
-    """Return (and create) a directory under the cache root.
+    """Return (and create) a directory under the cache root."""
+    from pathlib import Path
 
-    The root is ``$KFUNC_CACHE`` when set, else ``$XDG_CACHE_HOME/kfunc``, else
-    ``~/.cache/kfunc``. Nothing kfunc caches lives in the host's system
-    directories.
-    """
-    root = os.environ.get("KFUNC_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(xdg) / "kfunc")
-    path = Path(root, *parts)
+    path = Path(cache_root(), *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def file_identity(path: str | os.PathLike[str]) -> list[str | int]:
+    """What an answer computed from a file stays valid for: its resolved path,
+    size, mtime and the CRC-32 of its first 4 KiB. Raises OSError if the file
+    cannot be read."""
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return [os.path.realpath(path), st.st_size, st.st_mtime_ns, zlib.crc32(head)]
 
 
 def disk_usage(path: Path) -> int:

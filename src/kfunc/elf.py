@@ -133,15 +133,16 @@ class ElfObject:
                 raise ELFError(f"{self.path}: no {name} section")
             return bytes(sec.data())
 
-    def btf(self, base: BTF | None = None) -> BTF:
-        """The ``.BTF`` section parsed; for a module, pass its vmlinux BTF as ``base``."""
+    def btf(self, base: BTF | None = None, *, validate: bool = True) -> BTF:
+        """The ``.BTF`` section parsed; for a module, pass its vmlinux BTF as ``base``
+        (``validate``: see :func:`~kfunc.btf.parse.parse_btf`)."""
         if not self.has_section(".BTF"):
             raise ELFError(
                 f"{self.path}: no .BTF section",
                 fix="build with CONFIG_DEBUG_INFO_BTF (modules: CONFIG_DEBUG_INFO_BTF_MODULES) "
                 "and pahole installed",
             )
-        return parse_btf(self.section(".BTF"), base, name=self.path.name)
+        return parse_btf(self.section(".BTF"), base, name=self.path.name, validate=validate)
 
     def btf_id_sets(self) -> list[BTFIdSet]:
         """Every ID set in ``.BTF_ids`` (kfunc sets and plain sets), in symbol order."""

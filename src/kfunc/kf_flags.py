@@ -9,7 +9,7 @@ patches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["BTF_SET8_KFUNCS", "KF_FLAGS", "KfFlag", "kf_flag_names", "kf_flag_value"]
 
@@ -18,8 +18,7 @@ __all__ = ["BTF_SET8_KFUNCS", "KF_FLAGS", "KfFlag", "kf_flag_names", "kf_flag_va
 BTF_SET8_KFUNCS = 1 << 0
 
 
-@dataclass(frozen=True, slots=True)
-class KfFlag:
+class KfFlag(NamedTuple):
     """One KF_* flag: its bit, the release that added it and, if gone, removed it
     (``removed``: the feature went away; ``default_since``: it became what every
     kfunc gets, and the flag went away with nothing lost)."""

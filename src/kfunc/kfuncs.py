@@ -13,34 +13,32 @@ Kernels say which functions are kfuncs in two ways, and kfunc reads both:
 
 Where the BTF has tags they are used; otherwise the sets. Listings of whole
 kernels are cached as JSON: a target's in its cache directory, a file's keyed
-by its path, size, mtime and first bytes. ``kfunc.elf`` (pyelftools) and the
-kernel targets are imported only where an ELF file or a kernel is read, so
-listing raw BTF stays light.
+by its path, size, mtime and first bytes.
+
+A listing is read far more often than it is made, so what only making one
+needs is imported only there: the BTF reader where BTF is parsed,
+``kfunc.elf`` (pyelftools) where an ELF file is read, the kernel targets
+where a kernel is. A cached ``kfunc ls`` imports none of them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import zlib
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kfunc.btf import format as fmt
-from kfunc.btf import types as bt
 from kfunc.btf.kernel import SYS_BTF
-from kfunc.btf.parse import BTF, parse_btf
-from kfunc.btf.render import func_prototype
-from kfunc.cache import cache_dir
+from kfunc.cache import cache_dir, file_identity
 from kfunc.errors import BTFError, ELFError, KfuncError
-from kfunc.kf_flags import BTF_SET8_KFUNCS, KF_FLAGS, kf_flag_names
 
 if TYPE_CHECKING:
+    from kfunc.btf.parse import BTF
     from kfunc.elf import BTFIdSet, ElfObject
     from kfunc.kernels.target import Kernel
     from kfunc.progress import Progress
@@ -52,9 +50,11 @@ __all__ = [
     "VMLINUX",
     "Inventory",
     "Kfunc",
+    "default_base",
     "elf_kfuncs",
     "file_inventory",
     "helper_count",
+    "host_files",
     "host_inventory",
     "inventory_of",
     "kernel_inventory",
@@ -77,12 +77,10 @@ KFUNC_TAG = "bpf_kfunc"
 
 #: Bumped whenever what an inventory holds changes, to invalidate caches.
 _CACHE_VERSION = 1
-_KF_MASK = sum(f.value for f in KF_FLAGS)
 _ELF_MAGIC = b"\x7fELF"
 
 
-@dataclass(frozen=True, slots=True)
-class Kfunc:
+class Kfunc(NamedTuple):
     """One kfunc. ``flags`` are KF_* names, None where the source has none (decl
     tags); ``sets`` names the ID sets holding it (``.BTF_ids+0x1a8`` for a set
     found by scanning); ``source`` is ``decl_tag`` or ``btf_ids``."""
@@ -121,8 +119,7 @@ class Kfunc:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Inventory:
+class Inventory(NamedTuple):
     """The kfuncs of one target (a kernel, a BTF or ELF file, a module), sorted
     vmlinux first, then by owner and name; ``helpers`` is the number of BPF
     helpers (``enum bpf_func_id``) of its vmlinux, None if its BTF lacks it."""
@@ -175,7 +172,9 @@ def helper_count(btf: BTF) -> int | None:
     """The number of BPF helpers: the enumerators of ``enum bpf_func_id``, less its
     ``__BPF_FUNC_MAX_ID`` sentinel (``BPF_FUNC_unspec``, id 0, counts as in
     the kernel's own ``__BPF_FUNC_MAX_ID``). None if the BTF has no such enum."""
-    enum = btf.find("bpf_func_id", bt.Enum)
+    from kfunc.btf.types import Enum
+
+    enum = btf.find("bpf_func_id", Enum)
     if enum is None:
         return None
     return sum(1 for v in enum.values if v.name != "__BPF_FUNC_MAX_ID")
@@ -214,6 +213,8 @@ def ksym_header(kfuncs: Iterable[Kfunc], weak: bool = False, guard: str = "__KFU
 
 def tagged_kfuncs(btf: BTF, owner: str) -> list[Kfunc]:
     """This BTF's own FUNCs tagged ``bpf_kfunc`` (pahole >= 1.27), unsorted."""
+    from kfunc.btf.render import func_prototype
+
     return [
         Kfunc(f.name, func_prototype(btf, f), owner, None, (), SOURCE_DECL_TAG)
         for f in btf.funcs(KFUNC_TAG)
@@ -227,6 +228,8 @@ def kfunc_sets(sets: Iterable[BTFIdSet]) -> list[BTFIdSet]:
     """The kfunc sets among ``sets``: every set8 or, where any set8 carries the
     BTF_SET8_KFUNCS flag (6.9+, ``BTF_KFUNCS_START``), only those. Before 6.9 an
     fmodret set (``register_btf_fmodret_id_set``) looks the same and is kept."""
+    from kfunc.kf_flags import BTF_SET8_KFUNCS
+
     set8 = [s for s in sets if s.set8]
     if any(s.flags & BTF_SET8_KFUNCS for s in set8):
         return [s for s in set8 if s.flags & BTF_SET8_KFUNCS]
@@ -236,6 +239,11 @@ def kfunc_sets(sets: Iterable[BTFIdSet]) -> list[BTFIdSet]:
 def set_kfuncs(btf: BTF, sets: Iterable[BTFIdSet], owner: str) -> list[Kfunc]:
     """The FUNCs of ``btf`` named by the kfunc ``sets``, unsorted; a kfunc in
     several sets is listed once with the union of its flags."""
+    from kfunc.btf import format as fmt
+    from kfunc.btf.render import func_prototype
+    from kfunc.btf.types import Func
+    from kfunc.kf_flags import kf_flag_names
+
     found: dict[int, tuple[int, list[str]]] = {}
     for s in sets:
         for entry in s.entries:
@@ -247,7 +255,7 @@ def set_kfuncs(btf: BTF, sets: Iterable[BTFIdSet], owner: str) -> list[Kfunc]:
     out = []
     for fid, (flags, names) in found.items():
         func = btf[fid]
-        assert isinstance(func, bt.Func)
+        assert isinstance(func, Func)
         out.append(
             Kfunc(
                 func.name,
@@ -270,7 +278,11 @@ def scan_set8(data: bytes, btf: BTF, little_endian: bool = True) -> list[BTFIdSe
     FUNCs of ``btf``, and whose flags use known KF_* bits only. Scanning
     resumes after an accepted set. Sets are named by their offset.
     """
+    from kfunc.btf import format as fmt
     from kfunc.elf import BTFIdEntry, BTFIdSet
+    from kfunc.kf_flags import BTF_SET8_KFUNCS, KF_FLAGS
+
+    kf_mask = sum(f.value for f in KF_FLAGS)
 
     words = array("I")
     words.frombytes(data[: len(data) // 4 * 4])
@@ -291,7 +303,7 @@ def scan_set8(data: bytes, btf: BTF, little_endian: bool = True) -> list[BTFIdSe
         ids = words[o + 2 : stop : 2]
         kf = words[o + 3 : stop : 2]
         if (
-            max(kf) & ~_KF_MASK
+            max(kf) & ~kf_mask
             or ids[0] < first
             or ids[-1] >= end
             or any(a >= b for a, b in pairwise(ids))
@@ -315,8 +327,10 @@ def _elf_sets(elf: ElfObject, btf: BTF) -> list[BTFIdSet]:
         return []
     if elf.has_section(".symtab"):
         return elf.btf_id_sets()
+    from kfunc.btf.format import BTF_MAGIC
+
     # .BTF is in the file's byte order: its magic says which.
-    little = elf.section(".BTF")[:2] == fmt.BTF_MAGIC.to_bytes(2, "little")
+    little = elf.section(".BTF")[:2] == BTF_MAGIC.to_bytes(2, "little")
     return scan_set8(elf.section(".BTF_ids"), btf, little)
 
 
@@ -352,21 +366,14 @@ def _load_btf(path: Path, base: BTF | None) -> tuple[BTF, ElfObject | None]:
         from kfunc.elf import ElfObject
 
         elf = ElfObject(path)
-        return elf.btf(base), elf
+        return elf.btf(base, validate=False), elf
     try:
         data = path.read_bytes()
     except OSError as e:
         raise BTFError(f"BTF {path}: cannot read: {e.strerror}") from e
-    return parse_btf(data, base, name=str(path)), None
+    from kfunc.btf.parse import parse_btf
 
-
-def _file_key(*paths: Path) -> str:
-    h = hashlib.sha256(f"v{_CACHE_VERSION}".encode())
-    for path in paths:
-        st = path.stat()
-        h.update(f"\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-        h.update(_read_head(path, 4096))
-    return h.hexdigest()[:32]
+    return parse_btf(data, base, name=str(path), validate=False), None
 
 
 def file_inventory(
@@ -377,28 +384,53 @@ def file_inventory(
     ``base``, its vmlinux (raw BTF or ELF); a .ko without one gets the vmlinux of
     the kernel its ``vermagic`` names (see :func:`module_base`).
 
-    With ``cache``, the answer is kept under kfunc's cache, keyed by each file's
-    path, size, mtime and first 4 KiB.
+    With ``cache``, the answer is kept under kfunc's cache, valid while each
+    file keeps its path, size, mtime and first 4 KiB.
     """
-    path = Path(path)
-    if not path.exists():
-        raise KfuncError(f"{path}: no such file", "pass a BTF file, a vmlinux or a .ko")
-    head = _read_head(path)
-    if base is None and _is_elf(path, head) and _looks_like_module(path):
-        base = module_base(path)
-    base_path = Path(base) if base is not None else None
+    path = _existing(path)
+    base_path = Path(base) if base is not None else default_base(path)
     keyed = [path] if base_path is None else [path, base_path]
-    store = cache_dir("inventory") / f"{_file_key(*keyed)}.json" if cache else None
-    if store is not None and store.exists():
-        return Inventory.from_dict(json.loads(store.read_text()))
+    try:
+        ident = [file_identity(p) for p in keyed]
+    except OSError as e:
+        raise KfuncError(f"{e.filename}: cannot read: {e.strerror}") from e
+    store = None
+    if cache:
+        key = zlib.crc32(json.dumps([_CACHE_VERSION, ident]).encode())
+        store = cache_dir("inventory") / f"{key:08x}.json"
+        cached = _read_json(store)
+        if cached and cached.get("version") == _CACHE_VERSION and cached.get("files") == ident:
+            return Inventory.from_dict(cached["inventory"])
     base_btf = _load_btf(base_path, None)[0] if base_path is not None else None
     btf, elf = _load_btf(path, base_btf)
     owner = VMLINUX if base_btf is None else module_name(path)
     kfuncs = elf_kfuncs(elf, btf, owner) if elf else tagged_kfuncs(btf, owner)
     inv = Inventory(str(path), _sorted(kfuncs), helper_count(btf))
     if store is not None:
-        _write_json(store, inv.to_dict())
+        _write_json(store, {"version": _CACHE_VERSION, "files": ident, "inventory": inv.to_dict()})
     return inv
+
+
+def default_base(path: str | os.PathLike[str]) -> Path | None:
+    """The base :func:`file_inventory` reads ``path`` over when given none: for a
+    .ko, the vmlinux its ``vermagic`` names (:func:`module_base`); else None."""
+    path = _existing(path)
+    if _is_elf(path, _read_head(path)) and _looks_like_module(path):
+        return module_base(path)
+    return None
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise KfuncError(f"{path}: no such file", "pass a BTF file, a vmlinux or a .ko")
+    return path
+
+
+def host_files(module: str | None = None) -> list[Path]:
+    """The files :func:`host_inventory` reads: vmlinux's BTF, then ``module``'s."""
+    vmlinux = SYS_BTF / VMLINUX
+    return [vmlinux] if module is None else [vmlinux, SYS_BTF / module.replace("-", "_")]
 
 
 def _looks_like_module(path: Path) -> bool:
@@ -432,6 +464,14 @@ def module_base(path: Path) -> Path:
             f"{path}: built for kernel {release}, whose BTF kfunc cannot get: {e.message}",
             "pass its vmlinux BTF with --base",
         ) from e
+
+
+def _read_json(path: Path) -> Any:
+    """A cache file's JSON, None if it is missing or unreadable (it is then rebuilt)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -484,10 +524,9 @@ def kernel_inventory(kernel: Kernel, progress: Progress | None = None) -> Invent
     from kfunc.elf import ElfObject
 
     store = kernel.path / "kfuncs.json"
-    if store.exists():
-        cached = json.loads(store.read_text())
-        if cached.get("version") == _CACHE_VERSION:
-            return Inventory.from_dict(cached["inventory"])
+    cached = _read_json(store)
+    if cached and cached.get("version") == _CACHE_VERSION:
+        return Inventory.from_dict(cached["inventory"])
     # Debian's 6.12 headers ship a vmlinux with symbols; it has the same .BTF
     # and .BTF_ids as the one out of the bzImage, which has none.
     headers_vmlinux = kernel.build_dir / VMLINUX
@@ -495,12 +534,12 @@ def kernel_inventory(kernel: Kernel, progress: Progress | None = None) -> Invent
     vmlinux = ElfObject(headers_vmlinux if symbols else kernel.vmlinux)
     if progress:
         progress.update(f"reading {vmlinux.path}")
-    base = vmlinux.btf()
+    base = vmlinux.btf(validate=False)
     kfuncs = elf_kfuncs(vmlinux, base, VMLINUX)
     modules = sorted(modules_dir(kernel).rglob("*.ko*"))
     for path in _with_kfunc_sets(modules, progress):
         elf = ElfObject(path)
-        kfuncs += elf_kfuncs(elf, elf.btf(base), module_name(path))
+        kfuncs += elf_kfuncs(elf, elf.btf(base, validate=False), module_name(path))
     inv = Inventory(str(kernel), _sorted(kfuncs), helper_count(base))
     _write_json(store, {"version": _CACHE_VERSION, "inventory": inv.to_dict()})
     return inv

@@ -6,36 +6,42 @@ and render them as C. For example, the running kernel's tagged kfuncs::
         print(ksym_extern(btf, func))  # extern ... bpf_task_acquire(...) __ksym;
 """
 
-from kfunc.btf.kernel import load_module_btf, load_vmlinux_btf, module_names
-from kfunc.btf.parse import BTF, parse_btf, parse_btf_file
-from kfunc.btf.render import declaration, func_prototype, ksym_extern, type_name
-from kfunc.btf.types import (
-    Array,
-    Const,
-    Datasec,
-    DeclTag,
-    Enum,
-    Enum64,
-    EnumValue,
-    Float,
-    Func,
-    FuncProto,
-    Fwd,
-    Int,
-    Member,
-    Param,
-    Ptr,
-    Restrict,
-    Struct,
-    Type,
-    Typedef,
-    TypeTag,
-    Union,
-    Var,
-    VarSecinfo,
-    Void,
-    Volatile,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kfunc.btf.kernel import load_module_btf, load_vmlinux_btf, module_names
+    from kfunc.btf.parse import BTF, parse_btf, parse_btf_file
+    from kfunc.btf.render import declaration, func_prototype, ksym_extern, type_name
+    from kfunc.btf.types import (
+        Array,
+        Const,
+        Datasec,
+        DeclTag,
+        Enum,
+        Enum64,
+        EnumValue,
+        Float,
+        Func,
+        FuncProto,
+        Fwd,
+        Int,
+        Member,
+        Param,
+        Ptr,
+        Restrict,
+        Struct,
+        Type,
+        Typedef,
+        TypeTag,
+        Union,
+        Var,
+        VarSecinfo,
+        Void,
+        Volatile,
+    )
 
 __all__ = [
     "BTF",
@@ -74,3 +80,20 @@ __all__ = [
     "parse_btf_file",
     "type_name",
 ]
+
+# Names are imported on first use (PEP 562): `from kfunc.btf.kernel import
+# SYS_BTF` should not pay for the parser and the renderer.
+_HOME = {
+    **dict.fromkeys(["load_module_btf", "load_vmlinux_btf", "module_names"], "kernel"),
+    **dict.fromkeys(["BTF", "parse_btf", "parse_btf_file"], "parse"),
+    **dict.fromkeys(["declaration", "func_prototype", "ksym_extern", "type_name"], "render"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"kfunc.btf.{_HOME.get(name, 'types')}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

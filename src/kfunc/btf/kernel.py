@@ -3,14 +3,19 @@
 ``/sys/kernel/btf/vmlinux`` holds the kernel's BTF (CONFIG_DEBUG_INFO_BTF) and,
 since 5.11, ``/sys/kernel/btf/<module>`` the split BTF of every loaded module
 built with BTF (CONFIG_DEBUG_INFO_BTF_MODULES).
+
+The parser is imported where BTF is parsed: :data:`SYS_BTF` alone is light.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kfunc.btf.parse import BTF, parse_btf
 from kfunc.errors import BTFError
+
+if TYPE_CHECKING:
+    from kfunc.btf.parse import BTF
 
 __all__ = ["SYS_BTF", "load_module_btf", "load_vmlinux_btf", "module_names"]
 
@@ -33,6 +38,8 @@ def load_vmlinux_btf() -> BTF:
         "not found: the running kernel has no BTF",
         "use a kernel built with CONFIG_DEBUG_INFO_BTF=y, or pass a kernel's vmlinux file",
     )
+    from kfunc.btf.parse import parse_btf
+
     return parse_btf(data, name="vmlinux")
 
 
@@ -44,6 +51,8 @@ def load_module_btf(module: str, vmlinux: BTF | None = None) -> BTF:
         f"no BTF for module {module!r}: not loaded, or built without BTF",
         f"load it (insmod/modprobe {module}) and build it against a kernel with BTF",
     )
+    from kfunc.btf.parse import parse_btf
+
     return parse_btf(data, vmlinux or load_vmlinux_btf(), name=module)
 
 

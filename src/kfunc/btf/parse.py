@@ -1,10 +1,16 @@
-"""Parse a BTF blob into a :class:`BTF`: validated eagerly, materialized lazily.
+"""Parse a BTF blob into a :class:`BTF`: validated eagerly or lazily, materialized lazily.
 
-Parsing walks the type section once, checking every record against the
-section bounds, every kind and vlen, every string offset and every referenced
-type id, and remembers where each type starts. Typed objects (see
-:mod:`kfunc.btf.types`) are built on first access and cached, and the name
-index is built on the first lookup by name, so loading vmlinux stays cheap.
+Parsing walks the type section once and remembers where each type starts.
+By default the walk also checks every record against the section bounds,
+every kind and vlen, every string offset and every referenced type id, as
+libbpf does on load. With ``validate=False`` the walk checks only that the
+records tile the section (known kinds, nothing cut off), and each record gets
+the same checks when it is first read: listing vmlinux's kfuncs reads a few
+thousand of its 127k types, so it skips most of the work. Either way a
+malformed record raises :class:`~kfunc.errors.BTFError` naming its offset.
+
+Typed objects (see :mod:`kfunc.btf.types`) are built on first access and
+cached, and the name index is built on the first lookup by name.
 
 Split BTF (a module's, over vmlinux) continues the base's type ids and string
 offsets, exactly as the kernel does for ``/sys/kernel/btf/<module>``.
@@ -16,8 +22,9 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterator
+from functools import partial
 from os import PathLike
-from typing import TypeVar, overload
+from typing import TypeAlias, TypeVar, overload
 
 from kfunc.btf import format as fmt
 from kfunc.btf import types as t
@@ -31,6 +38,18 @@ _SPLIT_FIX = "if this is a module's (split) BTF, parse it over its vmlinux BTF a
 
 # Layout by kind number; None for kinds that do not exist.
 _LAYOUTS: list[fmt.Layout | None] = [fmt.LAYOUTS.get(k) for k in range(32)]
+
+# The structural walk's tables, indexed by an info word's top byte (the kind in
+# bits 0-4, kind_flag in bit 7): words before the vlen records, and words per
+# vlen record. A kind that does not exist steps far past any section's end.
+_PAST_ANY_END = 1 << 40
+_STEP = [3 + lay.fixed if lay else _PAST_ANY_END for lay in _LAYOUTS] * 8
+_STRIDE = [lay.stride if lay else 0 for lay in _LAYOUTS] * 8
+_KIND_OF_TOP = bytes(top & 0x1F for top in range(256))
+
+#: 32-bit words of a type section: a zero-copy view in the host's byte order,
+#: or a byte-swapped copy of BTF written in the other order.
+Words: TypeAlias = "memoryview | array[int]"
 
 
 def _s32(value: int) -> int:
@@ -48,12 +67,13 @@ class BTF:
     def __init__(
         self,
         name: str,
-        words: array[int],
+        words: Words,
         strings: bytes,
         offsets: array[int],
-        kinds: bytearray,
+        kinds: bytes,
         base: BTF | None,
         types_at: int,
+        lazy: bool = False,
     ) -> None:
         self.name = name
         self.base = base
@@ -71,6 +91,10 @@ class BTF:
         self._by_name: dict[str, list[int]] | None = None
         self._scanned_once = False
         self._tags_by_target: dict[int, list[int]] | None = None
+        #: Records are checked as they are first read (parse_btf(validate=False));
+        #: _checked marks those that were.
+        self._lazy = lazy
+        self._checked = bytearray(len(offsets) if lazy else 0)
 
     def __repr__(self) -> str:
         split = f" over {self.base.name!r}" if self.base else ""
@@ -91,6 +115,21 @@ class BTF:
         if cached is None:
             cached = self._cache[idx] = self._make(type_id, idx)
         return cached
+
+    def name_of(self, type_id: int) -> str:
+        """The name of ``type_id`` without building its object: a renderer needs
+        no more of ``struct task_struct`` (and its 300 members)."""
+        idx = type_id - self.start_id
+        if idx < 0:
+            if type_id == 0:
+                return ""
+            if self.base is None or type_id < 0:
+                raise KeyError(type_id)
+            return self.base.name_of(type_id)
+        offset = self._offsets[idx]  # IndexError past the end, as for a list
+        if self._lazy and not self._checked[idx]:
+            self._check(idx)
+        return self.string(self._words[offset])
 
     def kind(self, type_id: int) -> int:
         """The BTF_KIND_* number of ``type_id`` without building its object."""
@@ -119,6 +158,11 @@ class BTF:
             return self.base.string(offset)
         cached = self._str_cache.get(offset)
         if cached is None:
+            if offset >= self._str_end:
+                raise BTFError(
+                    f"BTF {self.name}: string offset {offset} past the string section "
+                    f"({self._str_end} bytes)"
+                )
             strings = self._strings
             start = offset - self._str_start
             cached = strings[start : strings.index(0, start)].decode(errors="replace")
@@ -177,7 +221,7 @@ class BTF:
     def find_all(self, name: str, kind: type[t.Type] | None = None) -> list[t.Type]:
         """Every type named ``name`` (of class ``kind``), base types first."""
         found = self.base.find_all(name, kind) if self.base else []
-        for type_id in self._ids_named(name):
+        for type_id in self._ids_named(name, None if kind is None else kind.KIND):
             if kind is None or self._kinds[type_id - self.start_id] == kind.KIND:
                 found.append(self[type_id])
         return found
@@ -196,34 +240,116 @@ class BTF:
             typ = self[typ.type]
         return typ
 
-    def _ids_named(self, name: str) -> list[int]:
-        """Own type ids named ``name``. The first lookup scans for that one name
-        (tens of ms on vmlinux); the second builds the index of every name."""
+    def validate(self) -> None:
+        """Check every record now, as ``parse_btf(validate=True)`` does; for BTF
+        parsed with ``validate=False``. Raises :class:`BTFError` for the first
+        malformed one."""
+        if self._lazy:
+            checked = self._checked
+            for idx in range(len(self._offsets)):
+                if not checked[idx]:
+                    self._check(idx)
+            self._lazy = False
+
+    def _check(self, idx: int) -> None:
+        """Check one record as the validating walk does (lazy mode)."""
+        w = self._words
+        i = self._offsets[idx]
+        info = w[i + 1]
+        kind = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        layout = _LAYOUTS[kind]
+        assert layout is not None  # the structural walk admitted only known kinds
+        str_end = self._str_end
+        count = len(self)
+        if vlen and not layout.stride and kind != fmt.BTF_KIND_FUNC:
+            raise self._fail(idx, i + 1, f"{fmt.KIND_NAMES[kind]} with vlen {vlen}, expected 0")
+        if w[i] >= str_end:
+            what = f"name offset {w[i]} past the string section ({str_end} bytes)"
+            raise self._fail(idx, i, what)
+        for pos in layout.refs:
+            if w[i + pos] >= count:
+                raise self._bad_ref(idx, i + pos)
+        if vlen and layout.stride:
+            stride = layout.stride
+            vlen_at = i + 3 + layout.fixed
+            end = vlen_at + vlen * stride
+            for pos in layout.vlen_names:
+                if max(w[vlen_at + pos : end : stride]) >= str_end:
+                    j = _first_at_least(w, vlen_at + pos, end, stride, str_end)
+                    raise self._fail(idx, j, f"name offset {w[j]} past the string section")
+            for pos in layout.vlen_refs:
+                if max(w[vlen_at + pos : end : stride]) >= count:
+                    raise self._bad_ref(idx, _first_at_least(w, vlen_at + pos, end, stride, count))
+        check = _CHECKS.get(kind)
+        if check is not None:
+            check(w, i, vlen, partial(self._fail, idx))
+        if kind == fmt.BTF_KIND_FUNC and self.kind(w[i + 2]) != fmt.BTF_KIND_FUNC_PROTO:
+            what = f"FUNC points at type [{w[i + 2]}], which is not a FUNC_PROTO"
+            raise self._fail(idx, i + 2, what)
+        self._checked[idx] = 1
+
+    def _fail(self, idx: int, word: int, what: str, fix: str | None = None) -> BTFError:
+        return BTFError(
+            f"BTF {self.name}: type [{self.start_id + idx}]: {what}",
+            offset=self._types_at + 4 * word,
+            fix=fix,
+        )
+
+    def _bad_ref(self, idx: int, word: int) -> BTFError:
+        what = f"references type id {self._words[word]}, but the last type id is {len(self) - 1}"
+        return self._fail(idx, word, what, None if self.base else _SPLIT_FIX)
+
+    def _ids_named(self, name: str, kind: int | None) -> list[int]:
+        """Own type ids named ``name`` (of ``kind``, if given; more may come back).
+        The first lookup scans for that one name (a few ms on vmlinux, less for
+        one rare kind); the second builds the index of every name."""
         if self._by_name is not None:
             return self._by_name.get(name, [])
         if self._scanned_once:
             self._by_name = self._index_names()
             return self._by_name.get(name, [])
         self._scanned_once = True
-        return self._scan_name(name)
+        return self._scan_name(name, kind)
 
-    def _scan_name(self, name: str) -> list[int]:
+    def _scan_name(self, name: str, kind: int | None) -> list[int]:
         if not name:
             return []  # anonymous types are not indexed by name
         needle = name.encode() + b"\0"
-        strings = self._strings
+        words, offsets, strings = self._words, self._offsets, self._strings
+        start = self._str_start
+        found = []
+        if kind is not None:
+            # Compare each record of that kind's name in place: no scan of the
+            # whole string section (2 MB in vmlinux) for the name.
+            kinds = self._kinds
+            idx = kinds.find(kind)
+            while idx >= 0:
+                off = words[offsets[idx]]
+                if off >= start:
+                    hit = strings.startswith(needle, off - start)
+                else:  # split BTF: a name in the base's strings
+                    hit = self.string(off) == name
+                if hit:
+                    found.append(self.start_id + idx)
+                idx = kinds.find(kind, idx + 1)
+            return found
         # Every occurrence is a valid name offset (a name may be a suffix of another).
         at = set()
         pos = strings.find(needle)
         while pos >= 0:
-            at.add(self._str_start + pos)
+            at.add(start + pos)
             pos = strings.find(needle, pos + 1)
-        if not at:
-            return []
-        words = self._words
-        names = [words[w] for w in self._offsets]
-        start = self.start_id
-        return [start + idx for idx, off in enumerate(names) if off in at]
+        names = list(map(words.__getitem__, offsets))
+        for off in at:  # usually one: list.index does the scanning, in C
+            idx = -1
+            try:
+                while True:
+                    idx = names.index(off, idx + 1)
+                    found.append(self.start_id + idx)
+            except ValueError:
+                pass
+        return sorted(found)
 
     def _index_names(self) -> dict[str, list[int]]:
         words = self._words
@@ -231,11 +357,13 @@ class BTF:
         start = self.start_id
         for idx, word in enumerate(self._offsets):
             name_off = words[word]
-            if name_off:
+            if name_off and name_off < self._str_end:  # a bad one fails when its type is read
                 by_off.setdefault(name_off, []).append(start + idx)
         return {self.string(off): ids for off, ids in by_off.items()}
 
     def _make(self, type_id: int, idx: int) -> t.Type:
+        if self._lazy and not self._checked[idx]:
+            self._check(idx)
         w = self._words
         i = self._offsets[idx]
         name = self.string(w[i])
@@ -310,23 +438,31 @@ class BTF:
         return t.TypeTag(type_id, name, st, kflag)
 
 
-def parse_btf_file(path: str | PathLike[str], base: BTF | None = None) -> BTF:
+def parse_btf_file(
+    path: str | PathLike[str], base: BTF | None = None, *, validate: bool = True
+) -> BTF:
     """Parse a raw BTF file (``/sys/kernel/btf/*`` or a ``.BTF`` section dump)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise BTFError(f"BTF {path}: cannot read: {e.strerror}") from e
-    return parse_btf(data, base, name=str(path))
+    return parse_btf(data, base, name=str(path), validate=validate)
 
 
 def parse_btf(
-    data: bytes | bytearray | memoryview, base: BTF | None = None, *, name: str = "<bytes>"
+    data: bytes | bytearray | memoryview,
+    base: BTF | None = None,
+    *,
+    name: str = "<bytes>",
+    validate: bool = True,
 ) -> BTF:
-    """Parse and validate a BTF blob; with ``base``, as split BTF on top of it.
+    """Parse a BTF blob; with ``base``, as split BTF on top of it.
 
     Raises :class:`BTFError` naming the byte offset and the problem for any
-    malformed input.
+    malformed input: at once, or with ``validate=False`` for a record only when
+    it is first read (the header and the records' layout are always checked
+    here; :meth:`BTF.validate` checks the rest later).
     """
     data = bytes(data)
     where = f"BTF {name}"
@@ -386,20 +522,54 @@ def parse_btf(
         )
 
     types_at = hdr_len + type_off
-    words = array("I")
-    words.frombytes(data[types_at : types_at + type_len])
-    if (order == "<") != (sys.byteorder == "little"):
+    words: Words
+    if (order == "<") == (sys.byteorder == "little"):
+        words = memoryview(data)[types_at : types_at + type_len].cast("I")
+    else:
+        words = array("I", data[types_at : types_at + type_len])
         words.byteswap()
     str_start = base._str_end if base else 0
     start_id = len(base) if base else 1
-    offsets, kinds = _walk(words, where, types_at, start_id, str_start + len(strings), base)
-    btf = BTF(name, words, strings, offsets, kinds, base, types_at)
-    _check_funcs(btf, where)
+    str_end = str_start + len(strings)
+    layout = None if validate else _record_offsets(words)
+    if layout is None:
+        # Validating, or the records do not tile the section: the validating
+        # walk finds what is wrong, and where.
+        layout = _walk(words, where, types_at, start_id, str_end, base)
+        validate = True
+    btf = BTF(name, words, strings, *layout, base, types_at, lazy=not validate)
+    if validate:
+        _check_funcs(btf, where)
     return btf
 
 
+def _record_offsets(words: Words) -> tuple[array[int], bytes] | None:
+    """Where each record starts (in words) and its kind, from the info words
+    alone; None unless the records tile the section exactly (a truncated
+    record, an unknown kind or a vlen running past the end all break it).
+    This loop is most of the time ``kfunc ls`` spends on vmlinux."""
+    n = len(words)
+    offsets = array("I")
+    tops = bytearray()
+    add, add_top = offsets.append, tops.append
+    step, stride = _STEP, _STRIDE
+    i = 0
+    try:
+        while i < n:
+            add(i)
+            info = words[i + 1]
+            top = info >> 24
+            add_top(top)
+            i += step[top] + (info & 0xFFFF) * stride[top]
+    except IndexError:
+        return None
+    if i != n:
+        return None
+    return offsets, tops.translate(_KIND_OF_TOP)
+
+
 def _walk(
-    words: array[int],
+    words: Words,
     where: str,
     types_at: int,
     start_id: int,
@@ -473,7 +643,7 @@ def _walk(
     return offsets, kinds
 
 
-def _first_at_least(words: array[int], start: int, end: int, step: int, bound: int) -> int:
+def _first_at_least(words: Words, start: int, end: int, step: int, bound: int) -> int:
     return next(j for j in range(start, end, step) if words[j] >= bound)
 
 
@@ -492,7 +662,7 @@ def _owner(offsets: array[int], word: int) -> int:
 _Fail = Callable[[int, str], BTFError]
 
 
-def _check_int(words: array[int], i: int, vlen: int, fail: _Fail) -> None:
+def _check_int(words: Words, i: int, vlen: int, fail: _Fail) -> None:
     size = words[i + 2]
     enc = words[i + 3]
     bits = fmt.int_bits(enc)
@@ -502,22 +672,22 @@ def _check_int(words: array[int], i: int, vlen: int, fail: _Fail) -> None:
         raise fail(i + 3, f"INT of {bits} bits at bit {fmt.int_offset(enc)} overflows its size")
 
 
-def _check_enum(words: array[int], i: int, vlen: int, fail: _Fail) -> None:
+def _check_enum(words: Words, i: int, vlen: int, fail: _Fail) -> None:
     if words[i + 2] not in fmt.ENUM_SIZES:
         raise fail(i + 2, f"enum of size {words[i + 2]}, expected 1, 2, 4 or 8")
 
 
-def _check_func(words: array[int], i: int, vlen: int, fail: _Fail) -> None:
+def _check_func(words: Words, i: int, vlen: int, fail: _Fail) -> None:
     if vlen not in fmt.FUNC_LINKAGE_NAMES:
         raise fail(i + 1, f"FUNC with unknown linkage {vlen}")
 
 
-def _check_var(words: array[int], i: int, vlen: int, fail: _Fail) -> None:
+def _check_var(words: Words, i: int, vlen: int, fail: _Fail) -> None:
     if words[i + 3] not in fmt.VAR_LINKAGE_NAMES:
         raise fail(i + 3, f"VAR with unknown linkage {words[i + 3]}")
 
 
-def _check_decl_tag(words: array[int], i: int, vlen: int, fail: _Fail) -> None:
+def _check_decl_tag(words: Words, i: int, vlen: int, fail: _Fail) -> None:
     if _s32(words[i + 3]) < -1:
         raise fail(i + 3, f"DECL_TAG with component index {_s32(words[i + 3])}")
 

@@ -10,6 +10,7 @@ enums are written as ``struct {...}`` instead of being inlined.
 
 from __future__ import annotations
 
+from kfunc.btf import format as fmt
 from kfunc.btf import types as t
 from kfunc.btf.parse import BTF
 from kfunc.errors import BTFError
@@ -21,7 +22,18 @@ __all__ = ["declaration", "func_prototype", "ksym_extern", "type_name"]
 _MAX_CHAIN = 256
 _MAX_NESTING = 32
 
-_MODIFIERS = {t.Volatile: "volatile", t.Const: "const", t.Restrict: "restrict"}
+# Qualifiers by kind, and kinds by their part in a declarator: the renderer
+# builds objects only for the links of a chain, never for the struct, enum or
+# typedef it ends at (their names are all it needs).
+_QUALIFIERS = {
+    fmt.BTF_KIND_VOLATILE: "volatile",
+    fmt.BTF_KIND_CONST: "const",
+    fmt.BTF_KIND_RESTRICT: "restrict",
+}
+_LINKS = frozenset({*_QUALIFIERS, fmt.BTF_KIND_PTR, fmt.BTF_KIND_TYPE_TAG, fmt.BTF_KIND_ARRAY})
+_NAMED = frozenset({fmt.BTF_KIND_INT, fmt.BTF_KIND_FLOAT, fmt.BTF_KIND_TYPEDEF})
+_ENUMS = frozenset({fmt.BTF_KIND_ENUM, fmt.BTF_KIND_ENUM64})
+_BASES = _NAMED | _ENUMS | {fmt.BTF_KIND_STRUCT, fmt.BTF_KIND_UNION, fmt.BTF_KIND_FWD}
 
 
 def declaration(btf: BTF, type_id: int, name: str = "") -> str:
@@ -71,15 +83,14 @@ class _Renderer:
                 raise self.fail(type_id, "type chain too long (cyclic BTF?)")
             if cur == 0:
                 break
+            kind = self.btf.kind(cur)
+            if kind in _BASES:
+                break
             typ = self.btf[cur]
-            if isinstance(typ, t.Ptr | t.Volatile | t.Const | t.Restrict | t.TypeTag | t.Array):
-                cur = typ.type
+            if kind in _LINKS:
+                cur = typ.type  # type: ignore[union-attr]
             elif isinstance(typ, t.FuncProto):
                 cur = typ.return_type
-            elif isinstance(
-                typ, t.Int | t.Float | t.Struct | t.Union | t.Enum | t.Enum64 | t.Fwd | t.Typedef
-            ):
-                break
             else:
                 raise self.fail(cur, f"a {type(typ).__name__} cannot appear in a declaration")
         self.chain(stack, fname, nesting)
@@ -87,7 +98,7 @@ class _Renderer:
     def emit_mods(self, stack: list[int]) -> None:
         """Write the const/volatile/restrict that apply to the base type just popped."""
         while stack:
-            word = _MODIFIERS.get(type(self.btf[stack[-1]]))
+            word = _QUALIFIERS.get(self.btf.kind(stack[-1]))
             if word is None:
                 return
             self.out.append(word + " ")
@@ -95,7 +106,7 @@ class _Renderer:
 
     def drop_mods(self, stack: list[int]) -> None:
         """Drop qualifiers on arrays and functions, as libbpf does (GCC quirks)."""
-        while stack and type(self.btf[stack[-1]]) in _MODIFIERS:
+        while stack and self.btf.kind(stack[-1]) in _QUALIFIERS:
             stack.pop()
 
     def emit_name(self, fname: str, last_was_ptr: bool) -> None:
@@ -113,22 +124,17 @@ class _Renderer:
                 out.append("void")
                 last_was_ptr = False
                 continue
+            kind = self.btf.kind(type_id)
+            if kind in _BASES:
+                self.emit_mods(stack)
+                out.append(self.base_name(type_id, kind))
+                last_was_ptr = False
+                continue
             typ = self.btf[type_id]
-            if isinstance(typ, t.Int | t.Float | t.Typedef):
-                self.emit_mods(stack)
-                out.append(typ.name)
-            elif isinstance(typ, t.Struct | t.Union | t.Fwd):
-                self.emit_mods(stack)
-                union = isinstance(typ, t.Union) or (isinstance(typ, t.Fwd) and typ.is_union)
-                keyword = "union" if union else "struct"
-                out.append(f"{keyword} {typ.name or '{...}'}")
-            elif isinstance(typ, t.Enum | t.Enum64):
-                self.emit_mods(stack)
-                out.append(f"enum {typ.name or '{...}'}")
-            elif isinstance(typ, t.Ptr):
+            if isinstance(typ, t.Ptr):
                 out.append("*" if last_was_ptr else " *")
-            elif isinstance(typ, t.Volatile | t.Const | t.Restrict):
-                out.append(" " + _MODIFIERS[type(typ)])
+            elif kind in _QUALIFIERS:
+                out.append(" " + _QUALIFIERS[kind])
             elif isinstance(typ, t.TypeTag):
                 self.emit_mods(stack)
                 if typ.attribute:
@@ -145,6 +151,20 @@ class _Renderer:
             last_was_ptr = isinstance(typ, t.Ptr)
         self.emit_name(fname, last_was_ptr)
 
+    def base_name(self, type_id: int, kind: int) -> str:
+        """``int``, ``struct task_struct``, ``union {...}``, ``enum bpf_func_id``."""
+        name = self.btf.name_of(type_id)
+        if kind in _NAMED:
+            return name
+        if kind in _ENUMS:
+            keyword = "enum"
+        elif kind == fmt.BTF_KIND_FWD:
+            fwd = self.btf[type_id]
+            keyword = "union" if isinstance(fwd, t.Fwd) and fwd.is_union else "struct"
+        else:
+            keyword = "union" if kind == fmt.BTF_KIND_UNION else "struct"
+        return f"{keyword} {name or '{...}'}"
+
     def array(
         self, typ: t.Array, stack: list[int], fname: str, last_was_ptr: bool, nesting: int
     ) -> None:
@@ -153,7 +173,7 @@ class _Renderer:
             self.emit_name(fname, last_was_ptr)
             self.out.append(f"[{typ.nelems}]")
             return
-        multidim = isinstance(self.btf[stack[-1]], t.Array)
+        multidim = self.btf.kind(stack[-1]) == fmt.BTF_KIND_ARRAY
         if fname and not last_was_ptr:
             self.out.append(" ")
         if not multidim:

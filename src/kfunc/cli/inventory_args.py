@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from kfunc.errors import KfuncError
-from kfunc.kfuncs import Inventory, file_inventory, host_inventory
+from kfunc.kfuncs import Inventory, default_base, file_inventory, host_files, host_inventory
 
-__all__ = ["add_selectors", "load_inventory"]
+__all__ = ["add_selectors", "inventory_files", "load_inventory"]
 
 
 def add_selectors(p: Any) -> None:
@@ -31,6 +31,22 @@ def add_selectors(p: Any) -> None:
         "(default for a .ko: the kernel its vermagic names)",
     )  # fmt: skip
     p.add_argument("--module", "-m", metavar="NAME", help="only the kfuncs of this owner")
+
+
+def inventory_files(args: argparse.Namespace) -> list[str] | None:
+    """The files the selectors' listing is computed from: the BTF, vmlinux or
+    .ko, then its base (a .ko's default base is resolved here, into
+    ``args.base``), or the running kernel's. None for a target kernel: which
+    release ``6.12`` names, and its modules, are more than a few files."""
+    if args.kernel:
+        return None
+    path = args.btf or args.ko
+    if path is None:
+        return [str(p) for p in host_files(args.module)]
+    if args.base is None:
+        base = default_base(path)
+        args.base = None if base is None else str(base)
+    return [path] if args.base is None else [path, args.base]
 
 
 def load_inventory(args: argparse.Namespace, quiet: bool = False) -> Inventory:

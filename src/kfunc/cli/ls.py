@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections import Counter
 from typing import Any, TextIO
 
-from kfunc.cli.inventory_args import add_selectors, load_inventory
+from kfunc.cli import answers
+from kfunc.cli.inventory_args import add_selectors, inventory_files, load_inventory
 from kfunc.kfuncs import Inventory
 
 __all__ = ["register"]
@@ -34,8 +36,14 @@ def register(sub: Any) -> None:
 
 
 def _ls(args: argparse.Namespace) -> int:
+    # A listing of files (not a kernel, not a probe) is stored for replay; the
+    # files' identities are taken before they are read.
+    files = None if args.probe else inventory_files(args)
+    inputs = answers.identities(files) if files is not None else None
     inv = load_inventory(args, quiet=args.json)
     allowed = _probe(args) if args.probe else None
+    out = io.StringIO()
+    summary = ""
     if args.json:
         rows = [k.to_dict() for k in inv.kfuncs]
         if allowed is not None:
@@ -44,13 +52,17 @@ def _ls(args: argparse.Namespace) -> int:
                 row["prog_types"] = (
                     sorted(t for t, ok in by_type.items() if ok) if by_type else None
                 )
-        json.dump(rows, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        json.dump(rows, out, indent=1)
+        out.write("\n")
     else:
-        show_table(inv, sys.stdout, allowed)
+        show_table(inv, out, allowed)
         owners = Counter(k.owner for k in inv.kfuncs)
         per_owner = ", ".join(f"{o}: {n}" for o, n in owners.items())
-        print(f"{len(inv.kfuncs)} kfunc(s) in {inv.target} ({per_owner})", file=sys.stderr)
+        summary = f"{len(inv.kfuncs)} kfunc(s) in {inv.target} ({per_owner})\n"
+    sys.stdout.write(out.getvalue())
+    sys.stderr.write(summary)
+    if inputs is not None:
+        answers.store(args.argv, inputs, out.getvalue(), summary)
     return 0
 
 
