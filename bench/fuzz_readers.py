@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from kfunc.btf import BTF, parse_btf
+from kfunc.btf import BTF, Datasec, DeclTag, Var, parse_btf
 from kfunc.btf.render import declaration
 from kfunc.build import build_project
 from kfunc.check import read_bpf_object
@@ -45,9 +45,20 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def exercise_btf(data: bytes) -> None:
-    btf = parse_btf(data)
-    for typ in btf.types():
-        declaration(btf, typ.id, "x")
+    """Parse validating up front, then lazily (each record checked when read, as
+    ``kfunc ls`` does), and render every type either way."""
+    refused: KfuncError | None = None
+    for validate in (True, False):
+        try:
+            btf = parse_btf(data, validate=validate)
+            btf.funcs("bpf_kfunc")
+            for typ in btf.types():
+                if not isinstance(typ, DeclTag | Var | Datasec):  # no C declaration
+                    declaration(btf, typ.id, "x")
+        except KfuncError as exc:
+            refused = exc
+    if refused is not None:
+        raise refused
 
 
 def exercise_elf(path: Path, base: BTF | None) -> None:
@@ -55,6 +66,7 @@ def exercise_elf(path: Path, base: BTF | None) -> None:
     refused: KfuncError | None = None
     readers = [
         lambda: ElfObject(path).btf(base),
+        lambda: list(ElfObject(path).btf(base, validate=False).types()),
         lambda: ElfObject(path).btf_id_sets(),
         lambda: read_bpf_object(path) if base is None else None,
     ]
