@@ -233,6 +233,22 @@ def test_every_func_prototype_matches_libbpf(vmlinux: BTF) -> None:
     assert len(mismatched) < 20
 
 
+def test_lazy_parse_of_vmlinux_agrees(vmlinux_bytes: bytes, vmlinux: BTF) -> None:
+    # What kfunc ls reads: the layout only, then each type checked as it is read.
+    lazy = parse_btf(vmlinux_bytes, name="vmlinux", validate=False)
+    assert len(lazy) == len(vmlinux)
+    tagged = lazy.funcs("bpf_kfunc")
+    assert tagged == vmlinux.funcs("bpf_kfunc")
+    assert [func_prototype(lazy, f) for f in tagged] == [func_prototype(vmlinux, f) for f in tagged]
+    assert lazy.find("bpf_func_id", t.Enum) == vmlinux.find("bpf_func_id", t.Enum)
+    lazy.validate()  # the host's BTF is well formed: every record passes
+    assert bytes(lazy.kind(i) for i in range(len(lazy))) == bytes(
+        vmlinux.kind(i) for i in range(len(vmlinux))
+    )
+    sample = range(1, len(vmlinux), 97)
+    assert [lazy[i] for i in sample] == [vmlinux[i] for i in sample]
+
+
 def test_kfunc_helpers(vmlinux: BTF) -> None:
     ref = bpftool("btf", "dump", "file", str(SYS_VMLINUX))
     tagged = sum("DECL_TAG 'bpf_kfunc'" in line for line in ref)
