@@ -5,8 +5,8 @@ By default the walk also checks every record against the section bounds,
 every kind and vlen, every string offset and every referenced type id, as
 libbpf does on load. With ``validate=False`` the walk checks only that the
 records tile the section (known kinds, nothing cut off), and each record gets
-the same checks when it is first read: listing vmlinux's kfuncs reads a few
-thousand of its 127k types, so it skips most of the work. Either way a
+the same checks when it is first read: listing vmlinux's kfuncs reads about
+250 of its 127k types, so it skips most of the work. Either way a
 malformed record raises :class:`~kfunc.errors.BTFError` naming its offset.
 
 Typed objects (see :mod:`kfunc.btf.types`) are built on first access and
