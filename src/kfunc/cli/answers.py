@@ -19,6 +19,7 @@ import os
 import sys
 import zlib
 
+from kfunc import __version__
 from kfunc.cache import cache_root, file_identity
 
 # typing.TYPE_CHECKING without importing typing (~4 ms with its imports), as
@@ -30,15 +31,17 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "identities", "replay", "store"]
 
-#: Bumped whenever the output of a replayed command changes, to drop old records.
+#: Bumped whenever the output of a replayed command changes, to drop old records
+#: (so does a new kfunc version: both are in the key).
 FORMAT = 1
 
 Identity = list[str | int]
 
 
 def _record(argv: list[str]) -> tuple[str, list[object]]:
-    """The record's path and the key it must hold: format, directory, command line."""
-    key: list[object] = [FORMAT, os.getcwd(), argv]
+    """The record's path and the key it must hold: format and kfunc version,
+    directory, command line."""
+    key: list[object] = [FORMAT, __version__, os.getcwd(), argv]
     name = f"{zlib.crc32(json.dumps(key).encode()):08x}.json"
     return os.path.join(cache_root(), "answers", name), key
 
