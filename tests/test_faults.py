@@ -131,6 +131,24 @@ def test_flag_unknown_on_the_target(tmp_path: Path, kernel_61: Kernel) -> None:
     assert "KF_ITER_NEW arrived in 6.4, target is 6.1" in o.error
 
 
+def test_call_from_a_program_type_the_module_does_not_register(
+    tmp_path: Path, kernel_612: Kernel
+) -> None:
+    # The fentry program (tracing) calls a kfunc registered for syscall programs
+    # only: the verifier would refuse it after a boot; the build says so first.
+    project = copy_example(tmp_path, "hello_fentry")
+    toml = project / "kfunc.toml"
+    toml.write_text(
+        toml.read_text().replace('prog_types = ["tracing"]', 'prog_types = ["syscall"]')
+    )
+    o = kfunc(tmp_path, "run", str(project), "--kernel", "6.12")
+    assert "(fentry/do_unlinkat) calls kfunc bpf_kfunc_call_test" in o.error
+    assert "module hello_fentry registers it for syscall only" in o.error
+    assert "'calling kernel function bpf_kfunc_call_test is not allowed'" in o.error
+    assert "add 'tracing' to the program types" in o.fix
+    assert "guest" not in o.stderr  # refused before any boot
+
+
 def test_set_for_a_program_type_the_kernel_rejects(tmp_path: Path, kernel_61: Kernel) -> None:
     project = copy_example(tmp_path, "hello_fentry")
     toml = project / "kfunc.toml"

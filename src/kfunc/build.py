@@ -15,10 +15,14 @@ from pathlib import Path
 from kfunc.cache import cache_dir
 from kfunc.check import (
     Problem,
+    Registration,
     check_calls,
+    check_module_calls,
     check_registrations,
     module_registrations,
     read_bpf_object,
+    registration_from_sources,
+    registration_from_spec,
 )
 from kfunc.clang import compile_bpf, up_to_date
 from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
@@ -70,6 +74,16 @@ def check_module(
         return [], []
     regs = module_registrations(list(source.files))
     return [], check_registrations(source.name, regs, kernel.version, hooks)
+
+
+def _registration(project: Project, source: ModuleSource | None) -> Registration | None:
+    """How the project's module registers its kfuncs: from its spec, or read from
+    its sources' register_btf_kfunc_id_set() calls (None if none are found)."""
+    if project.spec is not None:
+        return registration_from_spec(project.spec)
+    if source is None:
+        return None
+    return registration_from_sources(source.name, list(source.files))
 
 
 def write_bpf_header(project: Project, module: ModuleBuild, kernel: Kernel) -> Path:
@@ -186,8 +200,14 @@ def build_project(
                 f"BPF {', '.join(o.name for o in built.objects)} compiled against vmlinux.h"
             )
         with progress.step(f"{project.name}: checking kfunc calls against {kernel.version}"):
+            hooks = kfunc_hooks(kernel)
+            registration = _registration(project, source)
             for obj in built.objects:
-                problems += check_calls(read_bpf_object(obj), kernel.version, kfunc_hooks(kernel))
+                info = read_bpf_object(obj)
+                problems += check_calls(info, kernel.version, hooks)
+                if module is not None and registration is not None:
+                    names = [k.name for k in module.kfuncs]
+                    problems += check_module_calls(info, names, registration, kernel.version, hooks)
     # A program type whose calls were refused need not be told twice.
     refused = {p.prog_type for p in problems}
     problems += [p for p in module_problems if p.prog_type not in refused]

@@ -45,6 +45,7 @@ __all__ = [
     "Program",
     "Registration",
     "check_calls",
+    "check_module_calls",
     "check_object",
     "check_registrations",
     "kernel_view",
@@ -530,22 +531,60 @@ def _allowed(
                 "pass the module's project directory or sources with --module to check them",
             ),
         )
-    types = reg.types_for(kfunc.name)
-    hooks = {_hook(t) for t in types if not kfunc_hook_missing(t, view.version, view.hooks)}
-    if _hook(ptype) in hooks or "COMMON" in hooks:
+    refused = _unregistered(subject, kfunc.name, ptype, reg, view.version, view.hooks)
+    if refused is None:
         return True, reg.source, None
-    return (
-        False,
-        reg.source,
-        Finding(
-            "error",
-            f"{subject}, but module {kfunc.owner} registers it for "
-            f"{', '.join(types) or 'no program type'} only ({reg.source}): the verifier will "
-            f"say 'calling kernel function {kfunc.name} is not allowed'",
-            f"call it from {_some(types)} programs, or add {ptype!r} to the program types it "
-            "is registered for",
-        ),
+    return False, reg.source, refused
+
+
+def _unregistered(
+    subject: str,
+    kfunc: str,
+    prog_type: str,
+    reg: Registration,
+    version: KernelVersion,
+    hooks: set[str] | None,
+) -> Finding | None:
+    """The error for a call to a module's ``kfunc`` from ``prog_type`` programs
+    when the module registers it for none whose hook is theirs (or COMMON's);
+    None if the call is registered."""
+    types = reg.types_for(kfunc)
+    registered = {_hook(t) for t in types if not kfunc_hook_missing(t, version, hooks)}
+    if _hook(prog_type) in registered or "COMMON" in registered:
+        return None
+    return Finding(
+        "error",
+        f"{subject}, but module {reg.module} registers it for "
+        f"{', '.join(types) or 'no program type'} only ({reg.source}): the verifier will "
+        f"say 'calling kernel function {kfunc} is not allowed'",
+        f"call it from {_some(types)} programs, or add {prog_type!r} to the program types it "
+        "is registered for",
     )
+
+
+def check_module_calls(
+    info: BpfObjectInfo,
+    kfuncs: Iterable[str],
+    reg: Registration,
+    version: KernelVersion,
+    hooks: set[str] | None,
+) -> list[Problem]:
+    """The calls of ``info`` to ``kfuncs`` (a module's, registered as ``reg``)
+    from program types the module does not register them for: the verifier
+    refuses each. A program type with no kfunc hook at all on this kernel is
+    :func:`check_calls`' to report."""
+    names = set(kfuncs)
+    problems = []
+    for call in info.calls:
+        prog = call.program
+        ptype = prog.prog_type
+        if call.kfunc not in names or ptype is None or kfunc_hook_missing(ptype, version, hooks):
+            continue
+        subject = f"prog '{prog.name}' ({prog.section}) calls kfunc {call.kfunc}"
+        refused = _unregistered(subject, call.kfunc, ptype, reg, version, hooks)
+        if refused is not None:
+            problems.append(Problem(refused.message, refused.fix, ptype))
+    return problems
 
 
 # Program types without a hook of their own may still call kfuncs of the common
