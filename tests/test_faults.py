@@ -67,9 +67,15 @@ def kfunc(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
     return Outcome(out.returncode, out.stdout, out.stderr)
 
 
-def copy_example(tmp_path: Path, name: str) -> Path:
+def copy_example(tmp_path: Path, name: str, toml_edit: tuple[str, str] | None = None) -> Path:
+    """A copy of an example, its kfunc.toml edited (old text, new text) if asked."""
     dest = tmp_path / name
     shutil.copytree(EXAMPLES / name, dest, ignore=shutil.ignore_patterns("build"))
+    if toml_edit is not None:
+        toml = dest / "kfunc.toml"
+        text = toml.read_text()
+        assert toml_edit[0] in text
+        toml.write_text(text.replace(*toml_edit, 1))
     return dest
 
 
@@ -111,21 +117,15 @@ def test_broken_module_c(tmp_path: Path, kernel_612: Kernel) -> None:
     ],
 )  # fmt: skip
 def test_invalid_spec(tmp_path: Path, edit: tuple[str, str], expected: str) -> None:
-    project = copy_example(tmp_path, "refobj")
-    toml = project / "kfunc.toml"
-    text = toml.read_text()
-    assert edit[0] in text
-    toml.write_text(text.replace(edit[0], edit[1], 1))
+    project = copy_example(tmp_path, "refobj", edit)
     o = kfunc(tmp_path, "build", str(project))
     assert expected in o.error
     assert not (project / "build").exists()  # nothing was generated from it
 
 
 def test_flag_unknown_on_the_target(tmp_path: Path, kernel_61: Kernel) -> None:
-    project = copy_example(tmp_path, "refobj")
-    toml = project / "kfunc.toml"
-    toml.write_text(
-        toml.read_text().replace('flags = ["KF_TRUSTED_ARGS"]', 'flags = ["KF_ITER_NEW"]')
+    project = copy_example(
+        tmp_path, "refobj", ('flags = ["KF_TRUSTED_ARGS"]', 'flags = ["KF_ITER_NEW"]')
     )
     o = kfunc(tmp_path, "build", str(project), "--kernel", "6.1")
     assert "KF_ITER_NEW arrived in 6.4, target is 6.1" in o.error
@@ -136,10 +136,8 @@ def test_call_from_a_program_type_the_module_does_not_register(
 ) -> None:
     # The fentry program (tracing) calls a kfunc registered for syscall programs
     # only: the verifier would refuse it after a boot; the build says so first.
-    project = copy_example(tmp_path, "hello_fentry")
-    toml = project / "kfunc.toml"
-    toml.write_text(
-        toml.read_text().replace('prog_types = ["tracing"]', 'prog_types = ["syscall"]')
+    project = copy_example(
+        tmp_path, "hello_fentry", ('prog_types = ["tracing"]', 'prog_types = ["syscall"]')
     )
     o = kfunc(tmp_path, "run", str(project), "--kernel", "6.12")
     assert "(fentry/do_unlinkat) calls kfunc bpf_kfunc_call_test" in o.error
@@ -150,9 +148,9 @@ def test_call_from_a_program_type_the_module_does_not_register(
 
 
 def test_set_for_a_program_type_the_kernel_rejects(tmp_path: Path, kernel_61: Kernel) -> None:
-    project = copy_example(tmp_path, "hello_fentry")
-    toml = project / "kfunc.toml"
-    toml.write_text(toml.read_text().replace('prog_types = ["tracing"]', 'prog_types = ["kprobe"]'))
+    project = copy_example(
+        tmp_path, "hello_fentry", ('prog_types = ["tracing"]', 'prog_types = ["kprobe"]')
+    )
     o = kfunc(tmp_path, "build", str(project), "--kernel", "6.1")
     assert "kprobe programs may call kfuncs only from Linux 6.10 on" in o.error
 
