@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   clang llvm                 # BPF C
+  clang-16                   # kptrs: clang 14 drops their BTF type tag (kfunc.clang picks the newest)
   libbpf1 libbpf-dev         # the loader, bound from Python; bpf_helpers.h
   bpftool                    # reference tool for tests and benchmarks
   dwarves                    # pahole: module BTF

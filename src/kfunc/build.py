@@ -24,9 +24,9 @@ from kfunc.check import (
     registration_from_sources,
     registration_from_spec,
 )
-from kfunc.clang import compile_bpf, up_to_date
+from kfunc.clang import compile_bpf, find_clang, up_to_date
 from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
-from kfunc.errors import CheckError
+from kfunc.errors import CheckError, MissingToolError
 from kfunc.kbuild import ModuleBuild, ModuleSource, build_module
 from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel
@@ -106,7 +106,14 @@ def write_bpf_header(project: Project, module: ModuleBuild, kernel: Kernel) -> P
 
 
 def _bpf_out_dir(project: Project, kernel: Kernel) -> Path:
-    where = hashlib.sha256(str(project.path).encode()).hexdigest()[:8]
+    """Where a project's objects for ``kernel`` go: one directory per project
+    path and host clang, so that a newer clang (make deps adds clang-16)
+    rebuilds them rather than finding them up to date."""
+    try:
+        compiler = find_clang()
+    except MissingToolError:
+        compiler = ""  # 7.x targets compile in their root filesystem
+    where = hashlib.sha256(f"{project.path}\0{compiler}".encode()).hexdigest()[:8]
     return cache_dir("builds", kernel.release, f"bpf-{project.name}-{where}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -18,11 +19,45 @@ _DIAGNOSTIC = re.compile(r"^(?P<where>.+?:\d+:\d+): (?P<kind>(?:fatal )?error): 
 
 
 def find_clang() -> str:
-    """The clang on PATH; MissingToolError if there is none."""
-    clang = shutil.which("clang")
-    if clang is None:
+    """The newest clang on PATH: ``clang``, or a versioned ``clang-N`` that is
+    newer (Debian 12's clang is 14; its clang-16 package installs beside it).
+    MissingToolError if there is none.
+
+    The version matters for BPF: clang 14 drops the ``btf_type_tag`` of a
+    pointer to a struct that vmlinux.h defines, so a map value's ``__kptr``
+    reaches the verifier as a plain pointer ("R1 has no valid kptr").
+    """
+    return _find_clang(os.environ.get("PATH", os.defpath))
+
+
+@functools.cache
+def _find_clang(search_path: str) -> str:
+    found: dict[str, int] = {}
+    plain = shutil.which("clang", path=search_path)
+    if plain is not None:
+        found[plain] = _major_version(plain)
+    for major in range(_NEWEST_CLANG, 13, -1):
+        path = shutil.which(f"clang-{major}", path=search_path)
+        if path is not None:
+            found.setdefault(path, major)
+            break
+    if not found:
         raise MissingToolError("clang", "clang")
-    return clang
+    return max(found, key=lambda path: found[path])
+
+
+# The newest versioned clang looked for (clang-N on PATH).
+_NEWEST_CLANG = 30
+
+
+def _major_version(clang: str) -> int:
+    """``clang --version``'s major number; 0 if it cannot be read."""
+    try:
+        out = subprocess.run([clang, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    match = re.search(r"clang version (\d+)", out.stdout)
+    return int(match[1]) if match else 0
 
 
 def bpf_cflags(include_dirs: Sequence[str | os.PathLike[str]] = (), arch: str = "x86") -> list[str]:

@@ -102,8 +102,8 @@ jobs:
         run: |
           apt-get update -q
           apt-get install -y -q --no-install-recommends \\
-            python3 python3-venv git ca-certificates clang llvm libbpf1 libbpf-dev bpftool \\
-            dwarves qemu-system-x86 busybox-static kmod cpio make gcc-12 libelf1 zstd \\
+            python3 python3-venv git ca-certificates clang clang-16 llvm libbpf1 libbpf-dev \\
+            bpftool dwarves qemu-system-x86 busybox-static kmod cpio make gcc-12 libelf1 zstd \\
             xz-utils dpkg-dev
       - name: kfunc
         run: |
