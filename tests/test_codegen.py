@@ -55,6 +55,26 @@ def test_generated_source_has_only_what_it_uses() -> None:
     assert "BTF_ID_FLAGS(func, gen_pid, KF_RCU)" in rcu
 
 
+def test_destructor_is_null_safe_and_header_tags_kptrs_per_kernel() -> None:
+    spec = ModuleSpec(
+        "gen",
+        (
+            KfuncSpec("gen_put", "void gen_put(struct gen *g)", "kfree(g);", ("KF_RELEASE",)),
+            KfuncSpec("gen_dtor", "void gen_dtor(void *p)", "gen_put(p);", dtor_for="gen"),
+        ),
+        ("tracing",),
+    )
+    source = render_module(spec)
+    # 6.1 calls destructors for empty kptr fields too (examples/refobj oopsed it).
+    assert "void gen_dtor(void *p)\n{\n\t/* Some kernels (6.1)" in source
+    assert "\tif (!p)\n\t\treturn;\n\tgen_put(p);\n}" in source
+    assert "if (!g)" not in source  # only destructors get the guard
+    header = render_bpf_header(spec)
+    assert "KFUNC_TARGET_VERSION < 0x060400" in header  # v6.4 renamed the tags
+    assert 'btf_type_tag("kptr_ref")' in header and 'btf_type_tag("kptr")' in header
+    assert "__kfunc_kptr" not in render_bpf_header(one())  # no destructor, no kptr tag
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> ModuleSource:
     spec = ModuleSpec(

@@ -56,7 +56,9 @@ def test_spec_project_generates_its_module(tmp_path: Path) -> None:
     assert source is not None and source.path == (tmp_path / "refobj" / "build").resolve()
     assert {f.name for f in source.files} == {"refobj.c", "Kbuild", "refobj_kfuncs.h"}
     # The kfuncs kbuild will look for are the spec's, minus the destructor.
-    assert [k for k, _ in source.kfuncs] == ["refobj_new", "refobj_value", "refobj_release"]
+    assert [k for k, _ in source.kfuncs] == [
+        "refobj_new", "refobj_value", "refobj_release", "refobj_live"
+    ]  # fmt: skip
 
 
 def test_test_run_packets() -> None:

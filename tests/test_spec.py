@@ -19,7 +19,7 @@ def test_examples_load() -> None:
     refobj = load_spec(EXAMPLES / "refobj")
     assert refobj.name == "refobj"
     assert [k.name for k in refobj.kfuncs] == [
-        "refobj_new", "refobj_value", "refobj_release", "refobj_dtor"
+        "refobj_new", "refobj_value", "refobj_release", "refobj_live", "refobj_dtor"
     ]  # fmt: skip
     assert refobj.kfuncs[0].flags == ("KF_ACQUIRE", "KF_RET_NULL")
     assert refobj.kfuncs[0].return_type == "struct refobj *"
@@ -27,7 +27,9 @@ def test_examples_load() -> None:
     # The destructor is in no kfunc set: BPF programs do not call it.
     ((set_name, types, kfuncs),) = refobj.sets()
     assert (set_name, types) == ("refobj_kfunc_ids", ("syscall", "tracing"))
-    assert [k.name for k in kfuncs] == ["refobj_new", "refobj_value", "refobj_release"]
+    assert [k.name for k in kfuncs] == [
+        "refobj_new", "refobj_value", "refobj_release", "refobj_live"
+    ]  # fmt: skip
 
 
 def test_kfuncs_with_their_own_program_types_get_their_own_set() -> None:

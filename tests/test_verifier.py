@@ -83,6 +83,10 @@ PROTOS_C = r"""
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#ifndef bpf_ksym_exists			/* libbpf < 1.2 */
+#define bpf_ksym_exists(sym) (!!(sym))
+#endif
+
 struct task_struct *bpf_task_from_pid(int pid) __ksym;     /* s32 in the kernel: same */
 void bpf_task_release(void *p) __ksym;                     /* struct task_struct *: no */
 struct cgroup *bpf_cgroup_from_id(u32 cgid) __ksym;        /* u64 in the kernel: warn */
@@ -231,7 +235,9 @@ def test_check_cli_on_the_examples(kernel_612, kernel_61) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     calls = json.loads(out.stdout)["calls"]
-    assert {c["kfunc"] for c in calls} == {"refobj_new", "refobj_value", "refobj_release"}
+    assert {c["kfunc"] for c in calls} == {
+        "refobj_new", "refobj_value", "refobj_release", "refobj_live"
+    }  # fmt: skip
     assert {(c["owner"], c["allowed"], c["allowed_by"]) for c in calls} == {
         ("refobj", True, str(EXAMPLES / "refobj" / "kfunc.toml"))
     }

@@ -68,3 +68,40 @@ int emit_values(struct args *args)
 	}
 	return i;
 }
+
+/* A refobj kept in a map (test_refobj.py): the map value owns the reference
+ * (a kptr), and the module's destructor drops it when the map is freed. */
+struct stash_value {
+	struct refobj __kfunc_kptr *obj;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct stash_value);
+} stash SEC(".maps");
+
+SEC("syscall")
+int stash_new(void *ctx)
+{
+	u32 key = 0;
+	struct stash_value *v = bpf_map_lookup_elem(&stash, &key);
+	struct refobj *obj, *old;
+
+	if (!v)
+		return -1;
+	obj = refobj_new(7);
+	if (!obj)
+		return -1;
+	old = bpf_kptr_xchg(&v->obj, obj);	/* the map owns obj now */
+	if (old)
+		refobj_release(old);
+	return 0;
+}
+
+SEC("syscall")
+int live(void *ctx)
+{
+	return refobj_live();
+}

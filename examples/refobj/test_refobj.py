@@ -5,6 +5,7 @@ kfunc test examples/refobj --kernels 6.1,6.12
 
 import ctypes
 import struct
+import time
 
 import pytest
 
@@ -39,3 +40,22 @@ def test_values_through_maps_and_a_ring_buffer(bpf):
     # Errors come back as on the host: libbpf's message, naming the map.
     with pytest.raises(LibbpfError, match=r"^map 'numbers': key is 8 bytes, the map's is 4"):
         numbers.lookup(struct.pack("Q", 0))
+
+
+def test_a_refobj_kept_in_a_map_is_freed_by_the_destructor(bpf):
+    # The map value owns the refobj (a kptr); when the map goes, the kernel
+    # drops that reference through the module's registered destructor.
+    obj = bpf.load()
+    alive = obj.programs["live"].test_run().retval
+    assert obj.programs["stash_new"].test_run().retval == 0
+    assert obj.programs["stash_new"].test_run().retval == 0  # swaps, releases the first
+    assert obj.programs["live"].test_run().retval == alive + 1
+    obj.close()  # the map is freed (deferred: a workqueue, after RCU)
+    deadline = time.monotonic() + 10
+    while True:
+        with bpf.load() as fresh:
+            now = fresh.programs["live"].test_run().retval
+        if now == alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert now == alive

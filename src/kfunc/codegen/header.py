@@ -2,7 +2,11 @@
 
 The header is meant to be included after vmlinux.h. Optional kfuncs are
 declared ``__weak``, so a program can test for them with ``bpf_ksym_exists()``,
-which the header defines where the installed libbpf (< 1.2) lacks it.
+which the header defines where the installed libbpf (< 1.2) lacks it. A module
+with destructors gets ``__kfunc_kptr``, the tag that makes a map value's
+pointer a referenced kptr on the target: ``kptr_ref`` before 6.4, ``kptr``
+since (v6.4 renamed them; libbpf's ``__kptr`` means one or the other
+depending on its own version, not the kernel's).
 """
 
 from __future__ import annotations
@@ -24,7 +28,21 @@ _KSYM_EXISTS = """\
 """
 
 
-def _frame(module: str, body: list[str], structs: list[str], weak: bool) -> str:
+# The tag of a referenced kptr: the map value owns a reference and the
+# module's destructor drops it when the map goes. KFUNC_TARGET_VERSION is set
+# by kfunc build; without it, the current name.
+_KPTR = """\
+/* A map value's pointer that owns a reference to a kfunc object (a kptr: set
+ * with bpf_kptr_xchg(), dropped by the module's destructor with the map). */
+#if defined(KFUNC_TARGET_VERSION) && KFUNC_TARGET_VERSION < 0x060400
+#define __kfunc_kptr __attribute__((btf_type_tag("kptr_ref")))
+#else
+#define __kfunc_kptr __attribute__((btf_type_tag("kptr")))
+#endif
+"""
+
+
+def _frame(module: str, body: list[str], structs: list[str], weak: bool, kptr: bool = False) -> str:
     guard = f"__{module.upper()}_KFUNCS_H"
     out = [
         "/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */",
@@ -37,20 +55,24 @@ def _frame(module: str, body: list[str], structs: list[str], weak: bool) -> str:
         out += [f"struct {s};" for s in structs] + [""]
     if weak:
         out += [_KSYM_EXISTS]
+    if kptr:
+        out += [_KPTR]
     out += body
     out += ["", f"#endif /* {guard} */", ""]
     return "\n".join(out)
 
 
 def render_bpf_header(spec: ModuleSpec) -> str:
-    """The header for a spec'd module (its destructors are not callable: left out)."""
+    """The header for a spec'd module (its destructors are not callable: left
+    out; that it has some brings ``__kfunc_kptr``)."""
     kfuncs = [k for k in spec.kfuncs if not k.dtor_for]
     structs = sorted({s for k in kfuncs for s in re.findall(r"\bstruct\s+(\w+)", k.proto)})
     body = [
         f"extern {k.proto.strip().rstrip(';')} __ksym{' __weak' if k.optional else ''};"
         for k in kfuncs
     ]
-    return _frame(spec.name, body, structs, any(k.optional for k in kfuncs))
+    has_dtor = any(k.dtor_for for k in spec.kfuncs)
+    return _frame(spec.name, body, structs, any(k.optional for k in kfuncs), kptr=has_dtor)
 
 
 def render_bpf_header_from_btf(module: str, declarations: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from kfunc.codegen.shims import API_SHIMS, flag_shims, registration_guard
@@ -10,6 +11,14 @@ from kfunc.spec import ModuleSpec
 __all__ = ["render_kbuild", "render_module"]
 
 _INCLUDES = ("linux/bpf.h", "linux/btf.h", "linux/btf_ids.h", "linux/init.h", "linux/module.h")
+
+# Debian's 6.1 frees a map value's kptr fields by calling each destructor with
+# what the field held, NULL for an empty one (6.12 skips those): a destructor
+# that dereferences its argument oopses the kernel (found by examples/refobj).
+_DTOR_GUARD = """\
+	/* Some kernels (6.1) also destroy empty kptr fields: NULL is a no-op. */
+	if (!{param})
+		return;"""
 
 
 def _block(code: str, indent: str = "\t") -> str:
@@ -44,6 +53,9 @@ def render_module(spec: ModuleSpec) -> str:
     for k in spec.kfuncs:
         out.append(f"__bpf_kfunc {k.proto.strip().rstrip(';')}")
         out.append("{")
+        param = re.fullmatch(r"void\s*\*\s*(\w*)", k.params) if k.dtor_for else None
+        if param and param[1]:
+            out.append(_DTOR_GUARD.format(param=param[1]))
         out.append(_block(k.body))
         out.append("}\n")
     out.append("__bpf_kfunc_end_defs();\n")
