@@ -24,10 +24,22 @@ def kfunc(*args: str, **kw) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_lists_run() -> None:
+def test_help_lists_every_command_without_importing_them() -> None:
     out = kfunc("--help")
     assert out.returncode == 0
-    assert "run" in out.stdout.split()
+    listed = out.stdout.split()
+    assert {"new", "build", "run", "test", "ls", "check", "survey"} <= set(listed)
+    code = (
+        "import sys\n"
+        "from kfunc.cli import build_parser\n"
+        "build_parser(['--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kfunc.cli.')))"
+    )
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert imported.stdout.split() == ["['kfunc.cli.answers']"], imported.stderr
+    # A typo gets argparse's one-line refusal, listing the commands.
+    typo = kfunc("lss")
+    assert typo.returncode == 2 and "invalid choice: 'lss'" in typo.stderr
 
 
 def test_console_script_is_installed() -> None:
