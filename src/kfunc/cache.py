@@ -7,6 +7,7 @@ This module imports no more than ``os`` at load time: the replay of a cached
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 
@@ -16,8 +17,17 @@ import zlib
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
-__all__ = ["cache_dir", "cache_root", "disk_usage", "file_identity"]
+__all__ = [
+    "cache_dir",
+    "cache_root",
+    "disk_usage",
+    "file_identity",
+    "read_json",
+    "record_name",
+    "write_json",
+]
 
 
 def cache_root() -> str:
@@ -48,6 +58,38 @@ def file_identity(path: str | os.PathLike[str]) -> list[str | int]:
     with open(path, "rb") as f:
         head = f.read(4096)
     return [os.path.realpath(path), st.st_size, st.st_mtime_ns, zlib.crc32(head)]
+
+
+def record_name(key: Any) -> str:
+    """A cache file's name for a record whose key is ``key`` (JSON data): the
+    CRC-32 of the key. Names may collide: a record holds its key, and a reader
+    checks it."""
+    return f"{zlib.crc32(json.dumps(key).encode()):08x}.json"
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """A cache file's JSON; None if it is missing or unreadable (then rebuilt)."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write a cache file whole or not at all (a temporary file, renamed), its
+    directory created if need be. Raises OSError; no temporary is left."""
+    dirname, name = os.path.split(os.fspath(path))
+    os.makedirs(dirname or ".", exist_ok=True)
+    tmp = os.path.join(dirname, f".{name}.{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def disk_usage(path: Path) -> int:

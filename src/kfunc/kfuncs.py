@@ -23,10 +23,8 @@ where a kernel is. A cached ``kfunc ls`` imports none of them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import zlib
 from array import array
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
@@ -34,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kfunc.btf.kernel import SYS_BTF
-from kfunc.cache import cache_dir, file_identity
+from kfunc.cache import cache_dir, file_identity, read_json, record_name, write_json
 from kfunc.errors import BTFError, ELFError, KfuncError
 
 if TYPE_CHECKING:
@@ -396,9 +394,8 @@ def file_inventory(
         raise KfuncError(f"{e.filename}: cannot read: {e.strerror}") from e
     store = None
     if cache:
-        key = zlib.crc32(json.dumps([_CACHE_VERSION, ident]).encode())
-        store = cache_dir("inventory") / f"{key:08x}.json"
-        cached = _read_json(store)
+        store = cache_dir("inventory") / record_name([_CACHE_VERSION, ident])
+        cached = read_json(store)
         if cached and cached.get("version") == _CACHE_VERSION and cached.get("files") == ident:
             return Inventory.from_dict(cached["inventory"])
     base_btf = _load_btf(base_path, None)[0] if base_path is not None else None
@@ -407,7 +404,7 @@ def file_inventory(
     kfuncs = elf_kfuncs(elf, btf, owner) if elf else tagged_kfuncs(btf, owner)
     inv = Inventory(str(path), _sorted(kfuncs), helper_count(btf))
     if store is not None:
-        _write_json(store, {"version": _CACHE_VERSION, "files": ident, "inventory": inv.to_dict()})
+        write_json(store, {"version": _CACHE_VERSION, "files": ident, "inventory": inv.to_dict()})
     return inv
 
 
@@ -466,33 +463,19 @@ def module_base(path: Path) -> Path:
         ) from e
 
 
-def _read_json(path: Path) -> Any:
-    """A cache file's JSON, None if it is missing or unreadable (it is then rebuilt)."""
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data) + "\n")
-    os.replace(tmp, path)
-
-
 def host_inventory(module: str | None = None) -> Inventory:
     """The running kernel's kfuncs from ``/sys/kernel/btf`` (decl tags only: the
     running kernel's ``.BTF_ids`` is not readable); with ``module``, that loaded
     module's. Read-only, and cached like :func:`file_inventory`."""
-    vmlinux = SYS_BTF / VMLINUX
+    vmlinux, *module_btf = host_files(module)
     if not vmlinux.exists():
         raise BTFError(
             f"{vmlinux}: not found: the running kernel has no BTF",
             "pick a kernel with --kernel VER, or a file with --btf FILE",
         )
-    if module is None:
+    if not module_btf:
         return file_inventory(vmlinux)
-    path = SYS_BTF / module.replace("-", "_")
+    (path,) = module_btf
     if not path.exists():
         raise BTFError(
             f"{path}: no BTF for module {module!r}: not loaded, or built without BTF",
@@ -524,7 +507,7 @@ def kernel_inventory(kernel: Kernel, progress: Progress | None = None) -> Invent
     from kfunc.elf import ElfObject
 
     store = kernel.path / "kfuncs.json"
-    cached = _read_json(store)
+    cached = read_json(store)
     if cached and cached.get("version") == _CACHE_VERSION:
         return Inventory.from_dict(cached["inventory"])
     # Debian's 6.12 headers ship a vmlinux with symbols; it has the same .BTF
@@ -541,7 +524,7 @@ def kernel_inventory(kernel: Kernel, progress: Progress | None = None) -> Invent
         elf = ElfObject(path)
         kfuncs += elf_kfuncs(elf, elf.btf(base, validate=False), module_name(path))
     inv = Inventory(str(kernel), _sorted(kfuncs), helper_count(base))
-    _write_json(store, {"version": _CACHE_VERSION, "inventory": inv.to_dict()})
+    write_json(store, {"version": _CACHE_VERSION, "inventory": inv.to_dict()})
     return inv
 
 

@@ -14,13 +14,11 @@ or unreadable is not replayed, and the command runs as usual.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import zlib
 
 from kfunc import __version__
-from kfunc.cache import cache_root, file_identity
+from kfunc.cache import cache_root, file_identity, read_json, record_name, write_json
 
 # typing.TYPE_CHECKING without importing typing (~4 ms with its imports), as
 # type checkers accept and PEP 781 proposes: this module is on `kfunc ls`'s
@@ -42,8 +40,7 @@ def _record(argv: list[str]) -> tuple[str, list[object]]:
     """The record's path and the key it must hold: format and kfunc version,
     directory, command line."""
     key: list[object] = [FORMAT, __version__, os.getcwd(), argv]
-    name = f"{zlib.crc32(json.dumps(key).encode()):08x}.json"
-    return os.path.join(cache_root(), "answers", name), key
+    return os.path.join(cache_root(), "answers", record_name(key)), key
 
 
 def identities(paths: Iterable[str | os.PathLike[str]]) -> list[Identity] | None:
@@ -60,12 +57,14 @@ def replay(argv: list[str]) -> bool:
     for it whose files are all unchanged; else print nothing and return False."""
     try:
         path, key = _record(argv)
-        with open(path, "rb") as f:
-            record = json.loads(f.read())
+    except OSError:  # the working directory is gone
+        return False
+    record = read_json(path)
+    try:
         if record["key"] != key or identities(i[0] for i in record["inputs"]) != record["inputs"]:
             return False
         stdout, stderr = record["stdout"], record["stderr"]
-    except (OSError, ValueError, LookupError, TypeError):
+    except (LookupError, TypeError):  # no record, or not one of ours
         return False
     sys.stdout.write(stdout)
     sys.stderr.write(stderr)
@@ -75,14 +74,8 @@ def replay(argv: list[str]) -> bool:
 def store(argv: list[str], inputs: list[Identity], stdout: str, stderr: str) -> None:
     """Keep what ``argv`` printed, computed from the files ``inputs`` identify.
     A cache that cannot be written is not an error: the next run recomputes."""
-    path, key = _record(argv)
-    record = {"key": key, "inputs": inputs, "stdout": stdout, "stderr": stderr}
-    tmp = f"{path}.{os.getpid()}"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, path)
+        path, key = _record(argv)
+        write_json(path, {"key": key, "inputs": inputs, "stdout": stdout, "stderr": stderr})
     except OSError:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        pass
