@@ -19,7 +19,6 @@ from kfunc.check import (
     check_calls,
     check_module_calls,
     check_registrations,
-    module_registrations,
     read_bpf_object,
     registration_from_sources,
     registration_from_spec,
@@ -56,24 +55,25 @@ class ProjectBuild:
 
 
 def check_module(
-    project: Project, source: ModuleSource | None, kernel: Kernel
+    project: Project, registration: Registration | None, kernel: Kernel, hooks: set[str] | None
 ) -> tuple[list[str], list[Problem]]:
-    """The rules for the module on ``kernel``: warnings, and problems that stop it.
+    """The rules for the module on ``kernel`` (whose kfunc ``hooks`` are given):
+    warnings, and problems that stop it.
 
     A spec's problems (a flag the kernel lacks ...) raise CheckError at once,
     before kbuild would fail on them less clearly; a hand-written module's
-    registrations come back as problems, to be told beside the programs'.
+    registrations (``registration``, read from its sources) come back as
+    problems, to be told beside the programs'.
     """
-    hooks = kfunc_hooks(kernel)
     if project.spec is not None:
         verdict = judge(project.spec, kernel.version, hooks)
         if verdict.errors:
             raise CheckError([m for m, _ in verdict.errors], verdict.errors[0][1])
         return verdict.warnings, []
-    if source is None:
+    if registration is None:
         return [], []
-    regs = module_registrations(list(source.files))
-    return [], check_registrations(source.name, regs, kernel.version, hooks)
+    types = list(registration.prog_types)
+    return [], check_registrations(registration.module, types, kernel.version, hooks)
 
 
 def _registration(project: Project, source: ModuleSource | None) -> Registration | None:
@@ -186,8 +186,10 @@ def build_project(
     """Build ``project`` for ``kernel``; CheckError when it cannot work there."""
     progress = progress or Progress()
     source = project.module_source()
+    registration = _registration(project, source)
+    hooks = kfunc_hooks(kernel)
     with progress.step(f"{project.name}: checking the module against {kernel.version}"):
-        warnings, module_problems = check_module(project, source, kernel)
+        warnings, module_problems = check_module(project, registration, kernel, hooks)
     for warning in warnings:
         progress.note(warning)
     module = header = None
@@ -207,13 +209,11 @@ def build_project(
                 f"BPF {', '.join(o.name for o in built.objects)} compiled against vmlinux.h"
             )
         with progress.step(f"{project.name}: checking kfunc calls against {kernel.version}"):
-            hooks = kfunc_hooks(kernel)
-            registration = _registration(project, source)
+            names = [k.name for k in module.kfuncs] if module is not None else []
             for obj in built.objects:
                 info = read_bpf_object(obj)
                 problems += check_calls(info, kernel.version, hooks)
-                if module is not None and registration is not None:
-                    names = [k.name for k in module.kfuncs]
+                if registration is not None:
                     problems += check_module_calls(info, names, registration, kernel.version, hooks)
     # A program type whose calls were refused need not be told twice.
     refused = {p.prog_type for p in problems}

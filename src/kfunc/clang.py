@@ -18,6 +18,10 @@ __all__ = ["bpf_cflags", "compile_bpf", "find_clang", "up_to_date"]
 _DIAGNOSTIC = re.compile(r"^(?P<where>.+?:\d+:\d+): (?P<kind>(?:fatal )?error): (?P<text>.*)$")
 
 
+# The newest versioned clang looked for (clang-N on PATH).
+_NEWEST_CLANG = 30
+
+
 def find_clang() -> str:
     """The newest clang on PATH: ``clang``, or a versioned ``clang-N`` that is
     newer (Debian 12's clang is 14; its clang-16 package installs beside it).
@@ -44,10 +48,6 @@ def _find_clang(search_path: str) -> str:
     if not found:
         raise MissingToolError("clang", "clang")
     return max(found, key=lambda path: found[path])
-
-
-# The newest versioned clang looked for (clang-N on PATH).
-_NEWEST_CLANG = 30
 
 
 def _major_version(clang: str) -> int:
