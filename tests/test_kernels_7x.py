@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, qemu_processes
 
+from kfunc.cache import cache_dir
 from kfunc.cli import main
 from kfunc.codegen import judge
 from kfunc.codegen.shims import flag_shims
@@ -135,6 +137,8 @@ def test_73_builds_in_its_rootfs_made_once(
     assert kernel_73.vmlinuz.name == "vmlinuz" and kernel_73.vmlinuz.exists()  # /usr-merged
     root = kernel_73.build_root
     assert root is not None and root.ready
+    # Made (on a fresh machine, by mmdebstrap just now) with nothing left mounted.
+    assert _mounts_under(cache_dir()) == []
     created = root.marker.stat().st_mtime_ns
 
     # A second call rebuilds nothing: no mmdebstrap, no apt, no chroot.
@@ -181,3 +185,39 @@ def test_tutorial_on_73(kernel_73: Kernel) -> None:
     assert re.search(r"BPF triggered do_unlinkat from PID \d+\. Result: 10$", project.result or "")
     assert "Goodbye, world!" in project.kernel_log
     assert qemu_processes() <= before
+
+
+def test_a_mount_left_under_a_rootfs_is_found(tmp_path: Path) -> None:
+    """check_no_mounts reads the real mountinfo: a tmpfs mounted (in a private
+    mount namespace of a child, so the host is untouched) at a path with a
+    space in it is found and named; unmounted, the check passes."""
+    from conftest import require
+
+    require(subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0",
+            "mounting needs root here")  # fmt: skip
+    target_dir = tmp_path / "root fs" / "proc"
+    target_dir.mkdir(parents=True)
+    script = f"""
+import subprocess, sys
+from pathlib import Path
+from kfunc.kernels.rootfs import RootfsError, check_no_mounts, mounts_under
+root = Path({str(tmp_path / "root fs")!r})
+check_no_mounts(root)
+subprocess.run(["mount", "-t", "tmpfs", "none", str(root / "proc")], check=True)
+assert mounts_under(root) == [str(root / "proc")], mounts_under(root)
+try:
+    check_no_mounts(root)
+except RootfsError as exc:
+    print(exc.message)
+subprocess.run(["umount", str(root / "proc")], check=True)
+check_no_mounts(root)
+"""
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", script],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        f"rootfs: 1 mount(s) left on the host under {tmp_path / 'root fs'}: {target_dir}"
+    )
+    assert _mounts_under(tmp_path) == []

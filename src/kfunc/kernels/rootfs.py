@@ -13,6 +13,12 @@ the directories it works on (kfunc's cache, the project) are bind-mounted at
 the same paths inside, so every path means the same on both sides. The mounts
 live in a mount namespace of that one process: the kernel drops them when it
 exits, whatever way it exits, and nothing is ever mounted on the host.
+
+mmdebstrap itself, run as root, mounts /proc, /sys and /dev inside the tree it
+makes, and once left a ``proc`` mount behind on the host (its cleanup did not
+run). It too runs in a mount namespace of its own (``unshare --mount``), and
+every step that touched a root filesystem ends by checking
+``/proc/self/mountinfo``: a mount left under kfunc's cache is an error.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -34,7 +41,15 @@ from kfunc.errors import KfuncError, MissingToolError
 from kfunc.kernels.apt import suite_sources
 from kfunc.progress import Progress
 
-__all__ = ["BASE_PACKAGES", "Rootfs", "RootfsError", "ensure_rootfs", "known_rootfs"]
+__all__ = [
+    "BASE_PACKAGES",
+    "Rootfs",
+    "RootfsError",
+    "check_no_mounts",
+    "ensure_rootfs",
+    "known_rootfs",
+    "mounts_under",
+]
 
 #: What every build root filesystem holds besides apt: kbuild's make, and the
 #: BPF side (clang, libbpf's headers). The kernel adds its compiler and pahole.
@@ -107,9 +122,12 @@ class Rootfs:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside (see :meth:`command`) and capture its output."""
         _require_root(self.suite)
-        return subprocess.run(
-            self.command(argv, binds, cwd), capture_output=True, text=True, check=False
-        )
+        try:
+            return subprocess.run(
+                self.command(argv, binds, cwd), capture_output=True, text=True, check=False
+            )
+        finally:
+            check_no_mounts(self.path)
 
     def size(self) -> int:
         return disk_usage(self.path)
@@ -124,6 +142,33 @@ def _require_root(suite: str) -> None:
     for tool in ("unshare", "chroot", "mount"):
         if shutil.which(tool) is None:
             raise MissingToolError(tool, "util-linux coreutils mount")
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: the kernel writes space, tab, newline and \\ as octal."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` in this process's mount namespace."""
+    base = str(path.resolve())
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as info:
+        for line in info:
+            point = _unescape(line.split(" ", 5)[4])
+            if point == base or point.startswith(base + "/"):
+                found.append(point)
+    return found
+
+
+def check_no_mounts(path: Path) -> None:
+    """Raise if anything is still mounted at or below ``path`` on the host."""
+    left = mounts_under(path)
+    if left:
+        raise RootfsError(
+            f"rootfs: {len(left)} mount(s) left on the host under {path}: {left[0]}",
+            f"unmount them (umount -R {shlex.quote(left[0])}) and report this as a kfunc bug",
+        )
 
 
 def _rootfs_dir() -> Path:
@@ -163,6 +208,7 @@ def ensure_rootfs(suite: str, packages: Iterable[str], progress: Progress) -> Ro
         missing = sorted(set(wanted) - rootfs.installed())
         if missing:
             _install(rootfs, missing, progress)
+        check_no_mounts(rootfs.path)
     return rootfs
 
 
@@ -174,6 +220,8 @@ def _create(rootfs: Rootfs, packages: list[str], progress: Progress) -> None:
     shutil.rmtree(rootfs.path, ignore_errors=True)  # an unfinished one
     sources = suite_sources(rootfs.suite)
     cmd = [
+        # Its own mount namespace: whatever it mounts goes away with it.
+        "unshare", "--mount", "--propagation", "private",
         "mmdebstrap", "--variant=apt", "--components=main",
         "--aptopt=Acquire::Languages \"none\"",
         # sid's Release file is valid for a week only: a mirror a little behind
@@ -204,9 +252,11 @@ def _create(rootfs: Rootfs, packages: list[str], progress: Progress) -> None:
                 "check that deb.debian.org is reachable and the packages exist in "
                 f"{rootfs.suite}; the full log: rerun with -v",
             )
+        check_no_mounts(tmp)
         tmp.rename(rootfs.path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not mounts_under(tmp):  # never rm -r through a mount
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     info = {
         "suite": rootfs.suite,
