@@ -17,6 +17,7 @@ Nothing from these trees is copied into kfunc's repository.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import tarfile
@@ -71,7 +72,14 @@ def selftests_tree(series: str, progress: Progress | None = None) -> SelftestsTr
     dest = cache_dir("sources", "selftests") / series
     if (dest / _MARKER).exists():
         return SelftestsTree(series, dest)
-    deb = fetch_source_package(series, progress)
+    with (dest.parent / f".{series}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one extraction at a time, others wait for it
+        if not (dest / _MARKER).exists():
+            _extract_once(series, dest, fetch_source_package(series, progress), progress)
+    return SelftestsTree(series, dest)
+
+
+def _extract_once(series: str, dest: Path, deb: Path, progress: Progress) -> None:
     tmp = dest.with_name(f".{series}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(dest, ignore_errors=True)
@@ -83,7 +91,6 @@ def selftests_tree(series: str, progress: Progress | None = None) -> SelftestsTr
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return SelftestsTree(series, dest)
 
 
 def _extract(deb: Path, dest: Path) -> None:
