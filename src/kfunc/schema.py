@@ -57,7 +57,7 @@ class _Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     pass
 
 
-class ModuleTable(_Table):
+class ModuleTable(_Table, frozen=True):
     """``[module]``: a module to generate (name, ...) or a hand-written one's ``path``."""
 
     name: str | None = None
@@ -69,7 +69,7 @@ class ModuleTable(_Table):
     path: str | None = None  # a hand-written module's directory, relative to the project
 
 
-class KfuncTable(_Table):
+class KfuncTable(_Table, frozen=True):
     """``[[kfunc]]``: one kfunc of a generated module."""
 
     name: str
@@ -81,7 +81,7 @@ class KfuncTable(_Table):
     dtor_for: str | None = None
 
 
-class BpfTable(_Table):
+class BpfTable(_Table, frozen=True):
     """``[bpf]``: where the BPF programs are, and extra include directories for clang."""
 
     sources: list[str] | None = None  # globs relative to the project; None: every *.bpf.c
@@ -93,7 +93,7 @@ class BpfTable(_Table):
 _Packet = Annotated[int, msgspec.Meta(ge=0, le=4096)]
 
 
-class RunTestTable(_Table):
+class RunTestTable(_Table, frozen=True):
     """``[[run.test]]``: one BPF_PROG_TEST_RUN of a program and the value it must return."""
 
     program: str
@@ -101,7 +101,7 @@ class RunTestTable(_Table):
     packet: _Packet = 0  # bytes of an Ethernet frame to pass as data_in
 
 
-class RunTable(_Table):
+class RunTable(_Table, frozen=True):
     """``[run]``: how ``kfunc run`` exercises the programs and what success looks like."""
 
     trigger: str | None = None
@@ -109,13 +109,13 @@ class RunTable(_Table):
     test: list[RunTestTable] = []
 
 
-class TestTable(_Table):
+class TestTable(_Table, frozen=True):
     """``[test]``: ``kfunc test``'s kernel matrix."""
 
     kernels: list[str] | None = None
 
 
-class KfuncToml(_Table):
+class KfuncToml(_Table, frozen=True):
     """A whole kfunc.toml."""
 
     module: ModuleTable | None = None

@@ -88,10 +88,12 @@ def run_tests(
     junit: str | os.PathLike[str] | None = None,
     pytest_args: Sequence[str] = (),
     capture: bool = False,
+    module: str | os.PathLike[str] | None = None,
 ) -> TestMatrix:
     """Run the tests under ``path`` on each of ``kernels``; the outcomes.
 
     pytest's output goes to this process's stdout (with ``capture``, nowhere).
+    ``module`` is the project's module directory (``--module``), for its fixtures.
     """
     target = Path(path).resolve()
     if not target.exists():
@@ -103,6 +105,8 @@ def run_tests(
                 "--kfunc-report", str(report), "-p", "no:cacheprovider", "-rfEs"]  # fmt: skip
         if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             argv[3:3] = ["-p", "kfunc.pytest_plugin"]
+        if module is not None:
+            argv.append(f"--kfunc-module={Path(module).resolve()}")
         if junit is not None:
             argv.append(f"--junitxml={Path(junit).resolve()}")
         argv += list(pytest_args)
