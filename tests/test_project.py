@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import DATA, EXAMPLES, LIBBPF_BOOTSTRAP_MAKEFILE, tutorial_repo
 
 from kfunc.errors import KfuncError
+from kfunc.kernels.target import Kernel
 from kfunc.project import Project
 
 
@@ -175,3 +179,24 @@ def test_long_module_name_is_refused_before_kbuild(tmp_path: Path) -> None:
     with pytest.raises(KfuncError) as err:
         ModuleSource.find(tmp_path)
     assert "is 56 characters, over the kernel's 55" in err.value.message
+
+
+def test_build_takes_the_module_from_the_command_line(kernel_612: Kernel, tmp_path: Path) -> None:
+    repo = tutorial_repo(tmp_path / "repo")
+    shutil.copytree(repo / "module", repo / "module-v2")  # two modules: --module says which
+
+    def kfunc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kfunc", *args],
+                              capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+
+    out = kfunc("build", "repo", "--module", "repo/module-v2", "--json")
+    assert out.returncode == 0, out.stderr
+    built = json.loads(out.stdout)
+    assert built["module"]["name"] == "hello"
+    assert [k["name"] for k in built["module"]["kfuncs"]] == ["bpf_kfunc_call_test"]
+    assert [Path(o).name for o in built["objects"]] == ["hello.bpf.o"]
+    out = kfunc("build", "repo")
+    assert out.returncode == 1 and "2 kbuild files with obj-m" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = kfunc("run", "repo", "repo", "--module", "repo/module")
+    assert out.returncode == 1 and "names the module of one project, but 2" in out.stderr
