@@ -242,9 +242,15 @@ _EXAMPLES = {
 }
 
 
+# Lists of tables, written as [[...]] entries.
+_TABLE_LISTS = {"kfunc": "[[kfunc]] tables, one per kfunc", "test": "[[run.test]] tables"}
+
+
 def _example(want: str, key_path: str) -> str:
     if want == "a list":
         key = key_path.rsplit(".", 1)[-1]
+        if key in _TABLE_LISTS:
+            return _TABLE_LISTS[key]
         return f"a list in brackets, e.g. {key} = {_LIST_EXAMPLES.get(key, '[...]')}"
     return _EXAMPLES.get(want, want)
 
