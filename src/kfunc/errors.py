@@ -20,6 +20,7 @@ __all__ = [
     "LostVMError",
     "MissingToolError",
     "RunError",
+    "SpecError",
     "UnsupportedFeatureError",
 ]
 
@@ -48,6 +49,10 @@ class MissingToolError(KfuncError):
         )
         self.tool = tool
         self.package = package
+
+
+class SpecError(KfuncError):
+    """A kfunc.toml, or a spec made in Python, that cannot be used: names the key and the fix."""
 
 
 class KernelNotFoundError(KfuncError):

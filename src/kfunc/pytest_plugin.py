@@ -76,6 +76,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="write each test's outcome per kernel as JSON (kfunc test reads it)",
     )
+    group.addoption(
+        "--kfunc-module",
+        default=None,
+        metavar="DIR",
+        help="the project's module directory, for kfunc_project (kfunc test --module)",
+    )
     parser.addini("kfunc_kernels", "comma-separated target kernels", default="")
 
 
@@ -192,7 +198,7 @@ def kfunc_project(request: pytest.FixtureRequest) -> Project:
     if mark is not None:
         path = (path / mark.args[0]).resolve()
     try:
-        return Project.load(path)
+        return Project.load(path, module=request.config.getoption("--kfunc-module"))
     except KfuncError as exc:
         _fail(exc)
         raise
