@@ -52,6 +52,7 @@ _TRIGGERS = {"unlink": "unlink"}
 # directories it is not a project (a home directory, a kernel tree).
 MAX_WALK_DIRS = 5000
 _LOOKED_IN = "hidden directories and build/ skipped"
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,12 @@ class Project:
                     "write a Python regular expression, e.g. 'Result: \\d+'",
                 ) from None
         tests = tuple(TestRun(t.program, t.retval, t.packet) for t in (run.test if run else []))
+        for i, t in enumerate(tests):
+            if not _IDENT.fullmatch(t.program):
+                raise SpecError(
+                    f"{toml}: run.test[{i}].program: {t.program!r} is not a C identifier",
+                    "name the BPF program by its C function name",
+                )
         return cls(path, spec, bpf, trigger, expect, tests, module_dir, tuple(include))
 
 
