@@ -54,6 +54,7 @@ _NOT_MODULE_SOURCE = re.compile(
 SKIPPED_DIRS = frozenset(("build", "node_modules", "__pycache__"))
 # A module's tree is copied for each build: more files than this is not a module.
 MAX_MODULE_FILES = 2000
+MAX_MODULE_BYTES = 64 << 20
 # A kbuild file larger than this is not one.
 _MAX_KBUILD_SIZE = 1 << 20
 
@@ -92,6 +93,7 @@ def _module_files(path: Path) -> list[Path]:
     """The files of the module whose kbuild file is in ``path``, subdirectories included
     (headers in include/, tracepoint headers), less outputs, hidden and BPF files."""
     files: list[Path] = []
+    size = 0
     for root, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
         for name in sorted(names):
@@ -99,9 +101,11 @@ def _module_files(path: Path) -> list[Path]:
             if name.startswith(".") or _NOT_MODULE_SOURCE.search(name) or not f.is_file():
                 continue
             files.append(f)
-            if len(files) > MAX_MODULE_FILES:
+            size += f.stat().st_size
+            if len(files) > MAX_MODULE_FILES or size > MAX_MODULE_BYTES:
                 raise BuildError(
-                    f"{path}: more than {MAX_MODULE_FILES} files under the module's directory",
+                    f"{path}: more than {MAX_MODULE_FILES} files or {MAX_MODULE_BYTES >> 20} MiB "
+                    "under the module's directory: not a module's sources",
                     fix="put the module in a directory of its own and name it with [module] "
                     "path in kfunc.toml (or --module DIR)",
                 )

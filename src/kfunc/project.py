@@ -133,7 +133,7 @@ class Project:
         run = doc.run
         trigger = run.trigger if run else None
         if trigger is None:
-            text = " ".join(p.read_text(errors="replace") for p in bpf)
+            text = " ".join(_head(p) for p in bpf)
             sections = re.findall(r'SEC\("([^"]+)"\)', text)
             trigger = next(
                 (t for word, t in _TRIGGERS.items() for s in sections if word in s), None
@@ -155,6 +155,12 @@ class Project:
                     "name the BPF program by its C function name",
                 )
         return cls(path, spec, bpf, trigger, expect, tests, module_dir, tuple(include))
+
+
+def _head(source: Path, limit: int = 4 << 20) -> str:
+    """The first ``limit`` bytes of a BPF source, as text (for its SEC() names)."""
+    with source.open("rb") as f:
+        return f.read(limit).decode(errors="replace")
 
 
 _NOTHING_FIX = (
