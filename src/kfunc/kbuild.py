@@ -226,7 +226,7 @@ def build_module(
     where = f" (in the {kernel.rootfs} root filesystem)" if kernel.rootfs else ""
     progress.update(" ".join(cmd[:1] + cmd[3:6]) + where)
     try:
-        returncode, output = _run_kbuild(kernel.tool_command(cmd), workdir / ".tmp")
+        returncode, output = _run_kbuild(kernel.tool_command(cmd, cwd=workdir), workdir)
     except BaseException:  # Ctrl-C: no half-built module for the next run
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -247,12 +247,17 @@ def build_module(
     return build
 
 
-def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
-    """Run make in a process group of its own, with its temporary files in ``tmp``.
+def _run_kbuild(cmd: list[str], workdir: Path) -> tuple[int, str]:
+    """Run make in a process group of its own, from the module's copy in ``workdir``,
+    with its temporary files in ``workdir/.tmp``.
 
-    On any exit path (Ctrl-C included) the whole group, make and its compilers,
-    is stopped, and ``tmp`` removed: gcc killed mid-way leaves its ``cc*.s``.
+    make runs there with ``PWD`` set to it, as when its author runs make in the
+    module's directory: kbuild files that say ``-I$(PWD)/include`` (make takes
+    PWD from the environment) find their headers. On any exit path (Ctrl-C
+    included) the whole group, make and its compilers, is stopped, and the
+    temporary directory removed: gcc killed mid-way leaves its ``cc*.s``.
     """
+    tmp = workdir / ".tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         cmd,
@@ -261,7 +266,8 @@ def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
         stdin=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
-        env=dict(os.environ, TMPDIR=str(tmp)),
+        cwd=workdir,
+        env=dict(os.environ, TMPDIR=str(tmp), PWD=str(workdir)),
     )
     try:
         output, _ = proc.communicate()
