@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -147,6 +148,8 @@ def _load(path: Path) -> dict[str, Any]:
             f"{path}: is a directory", f"{FILE_NAME} must be a file: remove or rename the directory"
         )
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, a device never end
+            raise SpecError(f"{path}: not a regular file", f"make {FILE_NAME} a file")
         with path.open("rb") as f:
             raw = f.read(MAX_SIZE + 1)
     except OSError as exc:
