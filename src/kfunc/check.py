@@ -723,7 +723,7 @@ def kernel_view(
     spec or sources say how the kfuncs are registered)."""
     from kfunc.elf import ElfObject
     from kfunc.kernels.facts import kfunc_hooks
-    from kfunc.kfuncs import file_inventory, kernel_inventory, module_name, modules_dir
+    from kfunc.kfuncs import file_inventory, kernel_inventory, module_name
     from kfunc.probe import load_probe
 
     inventory = kernel_inventory(kernel, progress)
@@ -747,7 +747,7 @@ def kernel_view(
                 cache[owner] = ElfObject(kernel.vmlinux).btf()
             else:
                 ko = ko_of.get(owner) or next(
-                    (p for p in modules_dir(kernel).rglob("*.ko*") if module_name(p) == owner),
+                    (p for p in kernel.module_files() if module_name(p) == owner),
                     None,
                 )
                 cache[owner] = ElfObject(ko).btf(base) if ko is not None else None

@@ -155,7 +155,7 @@ class ModuleSource:
         return cls(path, name, files, tuple(kfuncs))
 
     def digest(self, kernel: Kernel) -> str:
-        h = hashlib.sha256(kernel.release.encode())
+        h = hashlib.sha256(kernel.key.encode())
         for f in self.files:
             h.update(str(f.relative_to(self.path)).encode() + b"\0" + f.read_bytes() + b"\0")
         return h.hexdigest()[:16]

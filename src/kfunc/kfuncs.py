@@ -513,13 +513,13 @@ def kernel_inventory(kernel: Kernel, progress: Progress | None = None) -> Invent
     # Debian's 6.12 headers ship a vmlinux with symbols; it has the same .BTF
     # and .BTF_ids as the one out of the bzImage, which has none.
     headers_vmlinux = kernel.build_dir / VMLINUX
-    symbols = not headers_vmlinux.is_symlink() and headers_vmlinux.exists()
+    symbols = headers_vmlinux.exists() and headers_vmlinux.resolve() != kernel.vmlinux.resolve()
     vmlinux = ElfObject(headers_vmlinux if symbols else kernel.vmlinux)
     if progress:
         progress.update(f"reading {vmlinux.path}")
     base = vmlinux.btf(validate=False)
     kfuncs = elf_kfuncs(vmlinux, base, VMLINUX)
-    modules = sorted(modules_dir(kernel).rglob("*.ko*"))
+    modules = kernel.module_files()
     for path in _with_kfunc_sets(modules, progress):
         elf = ElfObject(path)
         kfuncs += elf_kfuncs(elf, elf.btf(base, validate=False), module_name(path))
@@ -530,7 +530,7 @@ def kernel_inventory(kernel: Kernel, progress: Progress | None = None) -> Invent
 
 def modules_dir(kernel: Kernel) -> Path:
     """Where the kernel's image package keeps its modules."""
-    return kernel.root / "lib" / "modules" / kernel.release / "kernel"
+    return kernel.modules_dir / "kernel"
 
 
 def _has_set8(path: Path) -> bool:

@@ -209,7 +209,7 @@ def kfunc_build(kernel: GuestSession, kfunc_project: Project) -> ProjectBuild:
     """The project built for the kernel (module with BTF, BPF objects); cached per session."""
     from kfunc.build import build_project
 
-    key = (kfunc_project.path, kernel.kernel.release)
+    key = (kfunc_project.path, kernel.kernel.key)
     if key not in _builds:
         try:
             _builds[key] = build_project(kfunc_project, kernel.kernel)

@@ -22,6 +22,7 @@ from typing import Any
 
 from kfunc.build import ProjectBuild, build_project
 from kfunc.errors import KfuncError, LostVMError
+from kfunc.kernels.local import check_host_modules
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
 from kfunc.project import Project
@@ -120,11 +121,13 @@ def run_projects(
     timeout: float = 180.0,
     trace_timeout: float = 10.0,
     use_kept: bool = True,
+    on_host: bool = False,
 ) -> RunReport:
     """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring.
 
     Where a kept guest of that kernel is up (``kfunc vm start``), the plan goes
-    to it instead, and nothing boots.
+    to it instead, and nothing boots. ``on_host``: the plan runs in the running
+    kernel (``kernel_name`` must be ``host``), where it can load modules.
     """
     progress = progress or Progress()
     if os.geteuid() != 0:
@@ -135,6 +138,8 @@ def run_projects(
             "that starts it)",
             "run it as root, or with sudo",
         )
+    if on_host:
+        check_host_modules()
     t0 = time.monotonic()
     with progress.step(f"kernel {kernel_name}") as step:
         kernel = get_kernel(kernel_name, progress)
@@ -163,8 +168,10 @@ def run_projects(
         report.projects.append(preport)
     report.seconds["prepare"] = round(time.monotonic() - t0, 2)
 
-    kept = find_kept(kernel) if use_kept else None
-    if kept is not None:
+    kept = find_kept(kernel) if use_kept and not on_host else None
+    if on_host:
+        events = _run_on_host(prepared, report, progress, trace_timeout)
+    elif kept is not None:
         events = _run_in_kept(kept, prepared, report, progress, timeout, trace_timeout)
     else:
         events = _run_in_new_guest(kernel, prepared, report, progress, timeout, trace_timeout)
@@ -197,6 +204,28 @@ def _run_in_kept(
             events = kept.client.call({"steps": steps}, timeout)
             step.summary = f"kept guest {kept.release}: ran {len(steps)} steps"
         report.accel = "kept guest"
+        report.seconds["guest"] = report.seconds["steps"] = round(time.monotonic() - t1, 2)
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+    return events
+
+
+def _run_on_host(
+    prepared: list[ProjectBuild], report: RunReport, progress: Progress, trace_timeout: float
+) -> list[dict[str, Any]]:
+    """Carry out the plan in the running kernel, with the guest agent's own steps
+    (their rmmod runs on every exit path, Ctrl-C included)."""
+    from kfunc.vm.agent import run_plan
+
+    rundir = Path(tempfile.mkdtemp(prefix="kfunc-host-"))
+    events: list[dict[str, Any]] = []
+    try:
+        steps = _plan(prepared, rundir, trace_timeout)
+        t1 = time.monotonic()
+        with progress.step(f"host {os.uname().release}: run") as step:
+            run_plan({"steps": steps}, rundir, events.append)
+            step.summary = f"host {os.uname().release}: ran {len(steps)} steps"
+        report.accel = "host"
         report.seconds["guest"] = report.seconds["steps"] = round(time.monotonic() - t1, 2)
     finally:
         shutil.rmtree(rundir, ignore_errors=True)

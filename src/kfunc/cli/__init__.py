@@ -139,6 +139,10 @@ def _run(argv: list[str]) -> int:
     args.argv = argv  # for commands that store their answer
     _configure_logging(args.command, args.verbose)
     try:
+        if getattr(args, "kernel_root", None) is not None:
+            from kfunc.cli.kernel_args import resolve_kernel_root
+
+            resolve_kernel_root(args)
         return int(args.func(args))
     except KfuncError as exc:
         from kfunc.cli.output import print_error

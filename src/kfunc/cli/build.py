@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kfunc.build import build_project
+from kfunc.cli.kernel_args import add_kernel
 from kfunc.cli.output import ConsoleProgress
 from kfunc.kernels.target import DEFAULT_KERNEL, get_kernel
 from kfunc.project import Project
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
         "its kfuncs, compile the BPF programs, and check their kfunc calls.",
     )
     p.add_argument("path", nargs="?", default=".", help="project directory (default: .)")
-    p.add_argument("--kernel", "-k", default=DEFAULT_KERNEL, help="target kernel (default: 6.12)")
+    add_kernel(p, DEFAULT_KERNEL)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument(
         "--module", "-m", metavar="DIR",

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kfunc.check import CallReport, check_object, kernel_view, read_bpf_object
+from kfunc.cli.kernel_args import add_kernel
 from kfunc.kernels.target import DEFAULT_KERNEL
 
 __all__ = ["register"]
@@ -30,10 +31,7 @@ def register(sub: Any) -> None:
         "when a call cannot work.",
     )
     p.add_argument("object", metavar="OBJ.o", help="a BPF object (clang -g -target bpf)")
-    p.add_argument(
-        "--kernel", "-k", default=DEFAULT_KERNEL,
-        help=f"target kernel: 6.1, 6.12 or an exact Debian release (default: {DEFAULT_KERNEL})",
-    )  # fmt: skip
+    add_kernel(p, DEFAULT_KERNEL)
     p.add_argument(
         "--module", "-m", action="append", default=[], metavar="M.ko|DIR",
         help="a module defining kfuncs the object calls: a .ko, or a kfunc project directory "

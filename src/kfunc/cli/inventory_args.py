@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from kfunc.cli.kernel_args import add_kernel_root
 from kfunc.errors import KfuncError
 from kfunc.kfuncs import Inventory, default_base, file_inventory, host_files, host_inventory
 
@@ -16,10 +17,11 @@ def add_selectors(p: Any) -> None:
     --base and --module."""
     which = p.add_mutually_exclusive_group()
     which.add_argument(
-        "--kernel", "-k", metavar="VER",
-        help="a target kernel (6.1, 6.12 or an exact Debian release): its vmlinux and "
-        "every module of its image package",
+        "--kernel", "-k", metavar="KERNEL",
+        help="a target kernel (6.1, 6.12, an exact Debian release, an installed kernel's "
+        "image, a kernel build tree): its vmlinux and every module of it",
     )  # fmt: skip
+    add_kernel_root(p)
     which.add_argument(
         "--btf", metavar="FILE",
         help="a BTF file (/sys/kernel/btf/*, a .BTF dump) or an ELF file with .BTF (vmlinux)",

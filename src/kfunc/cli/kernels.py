@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--refresh", action="store_true", help="update kfunc's private apt lists")
     p.add_argument(
         "--remove", metavar="RELEASE", action="append", default=[],
-        help="remove a cached kernel (an exact release, or a series: all of it) and its builds",
+        help="remove a cached kernel (an exact release, or a series: all of it) and its builds; "
+        "for a local kernel (its image or tree), what kfunc keeps about it",
     )  # fmt: skip
     p.add_argument(
         "--remove-rootfs", metavar="SUITE", action="append", default=[],
@@ -62,10 +63,11 @@ def _kernels(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(cat.to_dict(), indent=2))
         return 0
-    cached = {c.kernel.release: c for c in cat.kernels}
+    cached = {c.kernel.release: c for c in cat.kernels if c.kernel.key == c.kernel.release}
+    local = [c for c in cat.kernels if c.kernel.key != c.kernel.release]
     console.print("[bold]SERIES  SUITE              NEWEST RELEASE         CACHED[/]")
     for s in cat.series:
-        have = [c for c in cat.kernels if c.kernel.series == s.series]
+        have = [c for c in cached.values() if c.kernel.series == s.series]
         mark = ", ".join(c.kernel.release for c in have) or "-"
         newest = s.newest or ("?" if not args.cached else "")
         console.print(f"{s.series:<7} {s.suite:<18} {escape(newest):<22} {escape(mark)}")
@@ -74,6 +76,12 @@ def _kernels(args: argparse.Namespace) -> int:
         for release, c in cached.items():
             where = f"rootfs {c.kernel.rootfs}" if c.kernel.rootfs else "the host"
             console.print(f"{escape(release):<26} {c.kernel.series:<7} {_size(c.bytes):<9} {where}")
+    if local:
+        console.print("\n[bold]LOCAL KERNEL               KIND       SIZE      SOURCE[/]")
+        for c in local:
+            k, size = c.kernel, _size(c.bytes)
+            kind = k.to_dict()["kind"]
+            console.print(f"{escape(k.release):<26} {kind:<10} {size:<9} {escape(k.spec)}")
     if cat.rootfs:
         console.print("\n[bold]ROOTFS   SIZE      PATH[/]")
         for r, n in cat.rootfs:

@@ -9,8 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from kfunc.cli.kernel_args import add_kernel
 from kfunc.cli.output import ConsoleProgress, print_error
 from kfunc.errors import KfuncError
+from kfunc.kernels.local import HOST
 from kfunc.kernels.target import DEFAULT_KERNEL
 from kfunc.project import Project
 from kfunc.run import ProjectReport, RunReport, run_projects
@@ -29,10 +31,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="project directory, e.g. examples/hello"
     )
+    add_kernel(p, None)
     p.add_argument(
-        "--kernel", "-k", default=DEFAULT_KERNEL,
-        help=f"target kernel: a series (6.1, 6.12) or an exact Debian release "
-        f"(default: {DEFAULT_KERNEL})",
+        "--on-host", action="store_true",
+        help="insert the module into the running kernel instead of a guest's (root only; the "
+        "module is removed again on every exit path)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument(
@@ -54,12 +57,19 @@ def _run(args: argparse.Namespace) -> int:
             "are given",
             "run the projects one at a time, or name each module in its kfunc.toml ([module] path)",
         )
+    if args.on_host and args.kernel not in (None, HOST):
+        raise KfuncError(
+            f"--on-host runs in the running kernel, but --kernel names {args.kernel}",
+            "drop --kernel (or use --kernel host), or drop --on-host to boot it in a guest",
+        )
+    kernel = HOST if args.on_host else args.kernel or DEFAULT_KERNEL
     projects = [Project.load(path, module=args.module) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
     try:
         report = run_projects(
-            projects, args.kernel, progress, timeout=args.timeout, use_kept=not args.boot
-        )
+            projects, kernel, progress, timeout=args.timeout, use_kept=not args.boot,
+            on_host=args.on_host,
+        )  # fmt: skip
     except KfuncError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kfunc.cli.kernel_args import add_kernel_root
 from kfunc.testrun import TestMatrix, run_tests
 
 __all__ = ["register"]
@@ -27,8 +28,10 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="?", default=".", help="project directory or test file")
     p.add_argument(
         "--kernels", "-k",
-        help="comma-separated kernels (default: kfunc.toml's [test] kernels, else 6.12)",
+        help="comma-separated kernels (default: kfunc.toml's [test] kernels, else 6.12); each "
+        "as --kernel takes it (a Debian series or release, an installed image, a tree)",
     )  # fmt: skip
+    add_kernel_root(p)
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
     p.add_argument(
         "--module", "-m", metavar="DIR",

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from kfunc.cli.kernel_args import add_kernel
 from kfunc.cli.output import ConsoleProgress
 from kfunc.kernels.target import DEFAULT_KERNEL, get_kernel
 from kfunc.vm.keeper import find_kept, kept_guests, start_kept, stop_kept
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
         "it instead of booting. It powers off at `kfunc vm stop` or after --lifetime seconds.",
     )
     p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--kernel", "-k", default=DEFAULT_KERNEL, help="target kernel (default 6.12)")
+    add_kernel(p, DEFAULT_KERNEL)
     p.add_argument("--lifetime", type=float, default=3600.0, help="power off after this (seconds)")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_vm)

@@ -4,13 +4,15 @@ its size on disk."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from kfunc.cache import cache_dir, disk_usage
 from kfunc.errors import KernelNotFoundError, KfuncError
 from kfunc.kernels.apt import private_apt
+from kfunc.kernels.local import is_local_spec
 from kfunc.kernels.rootfs import Rootfs, known_rootfs
 from kfunc.kernels.target import SERIES, Kernel, cached_kernels, find_release, remove_kernel
 from kfunc.progress import Progress
@@ -75,8 +77,8 @@ def catalog(
             newest = found[0].name.removeprefix("linux-image-") if found else None
         cat.series.append(SeriesInfo(s.name, s.suite, newest))
     builds = cache_dir("builds")
-    for k in cached_kernels():
-        size = disk_usage(k.path) + disk_usage(builds / k.release)
+    for k in cached_kernels(local=True):
+        size = disk_usage(k.path) + (disk_usage(builds / k.release) if k.key == k.release else 0)
         cat.kernels.append(CachedKernel(k, size))
     cat.rootfs = [(r, r.size()) for r in known_rootfs()]
     cat.debs_bytes = disk_usage(cache_dir("debs"))
@@ -86,12 +88,14 @@ def catalog(
 def remove(name: str) -> list[tuple[str, int]]:
     """Remove cached kernels named ``name`` (a release, or every one of a series)."""
     name = name.removeprefix("linux-image-")
+    if is_local_spec(name):
+        # kfunc's data about a local kernel; the kernel's own files stay.
+        source = os.path.abspath(name)
+        local = [k for k in cached_kernels(local=True) if k.spec in (name, source)]
+        return [(k.spec, remove_kernel(k)) for k in local] or _not_cached(name)
     kernels = cached_kernels(series=name) if name in SERIES else cached_kernels(release=name)
     if not kernels:
-        raise KernelNotFoundError(
-            f"kernel '{name}': not in the cache",
-            "`kfunc kernels` lists the cached releases",
-        )
+        _not_cached(name)
     removed = []
     for k in kernels:
         freed = remove_kernel(k)
@@ -100,6 +104,13 @@ def remove(name: str) -> list[tuple[str, int]]:
             deb.unlink()
         removed.append((k.release, freed))
     return removed
+
+
+def _not_cached(name: str) -> NoReturn:
+    raise KernelNotFoundError(
+        f"kernel '{name}': not in the cache",
+        "`kfunc kernels` lists the cached releases",
+    )
 
 
 def remove_rootfs(suite: str) -> int:

@@ -124,6 +124,30 @@ class Kernel:
         """The target's vmlinux ELF, taken out of the bzImage: its ``.BTF`` is the kernel BTF."""
         return self.path / "vmlinux"
 
+    @property
+    def boot_path(self) -> Path:
+        """What virtme-ng boots: the image (a kernel tree boots by its directory)."""
+        return self.vmlinuz
+
+    @property
+    def modules_dir(self) -> Path:
+        """``/lib/modules/<release>`` of the kernel."""
+        return self.root / "lib" / "modules" / self.release
+
+    def module_files(self) -> list[Path]:
+        """The kernel's loadable modules (.ko, .ko.xz ...), sorted."""
+        return sorted((self.modules_dir / "kernel").rglob("*.ko*"))
+
+    @property
+    def spec(self) -> str:
+        """The ``--kernel`` argument that names this kernel."""
+        return self.release
+
+    @property
+    def key(self) -> str:
+        """What tells this kernel from every other in kfunc's cache (builds are keyed by it)."""
+        return self.release
+
     def __str__(self) -> str:
         return f"{self.version} ({self.release})"
 
@@ -145,6 +169,7 @@ class Kernel:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": "debian",
             "release": self.release,
             "version": str(self.version),
             "series": self.series,
@@ -155,6 +180,10 @@ class Kernel:
 
     @classmethod
     def from_dict(cls, info: dict[str, Any], path: Path) -> Kernel:
+        if info.get("kind", "debian") != "debian":
+            from kfunc.kernels.local import LocalKernel
+
+            return LocalKernel.from_info(info, path)
         return cls(
             info["release"],
             KernelVersion.parse(info["version"]),
@@ -175,11 +204,16 @@ def _kernels_dir() -> Path:
     return cache_dir("kernels")
 
 
-def cached_kernels(series: str | None = None, release: str | None = None) -> list[Kernel]:
-    """The prepared kernels in the cache, newest first."""
+def cached_kernels(
+    series: str | None = None, release: str | None = None, *, local: bool = False
+) -> list[Kernel]:
+    """The prepared Debian kernels in the cache, newest first; with ``local``, the
+    local kernels used (installed ones, trees) too."""
     found = []
     for meta in _kernels_dir().glob("*/kernel.json"):
         info = json.loads(meta.read_text())
+        if info.get("kind", "debian") != "debian" and not local:
+            continue
         if (series is None or info["series"] == series) and (
             release is None or info["release"] == release
         ):
@@ -257,11 +291,17 @@ def get_kernel(name: str = DEFAULT_KERNEL, progress: Progress | None = None) -> 
     """Return the target kernel ``name``, fetching and preparing it on first use.
 
     ``name`` is a series (``6.1``, ``6.12``, ``7.2``, ``7.3``: the newest Debian
-    release of it) or an exact release (``6.12.117+deb12-amd64``). A kernel
+    release of it), an exact release (``6.12.117+deb12-amd64``), or a kernel
+    the user has (``host``, an installed image, a build tree: see
+    :mod:`kfunc.kernels.local`). A kernel
     already in the cache is used without asking apt. A kernel older than
     module kfuncs (Debian's 5.10) is refused before anything is downloaded.
     """
     progress = progress or Progress()
+    from kfunc.kernels.local import is_local_spec, local_kernel
+
+    if is_local_spec(name):
+        return local_kernel(name, progress)
     name = name.removeprefix("linux-image-")
     series: Series | None
     if name in SERIES:
@@ -295,7 +335,8 @@ def get_kernel(name: str = DEFAULT_KERNEL, progress: Progress | None = None) -> 
 def remove_kernel(kernel: Kernel) -> int:
     """Remove a kernel and its module builds from the cache; returns the bytes freed."""
     freed = 0
-    for path in (kernel.path, cache_dir("builds") / kernel.release):
+    builds = cache_dir("builds") / kernel.release
+    for path in (kernel.path, builds) if kernel.key == kernel.release else (kernel.path,):
         if path.exists():
             freed += disk_usage(path)
             shutil.rmtree(path)

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from kfunc.errors import KfuncError
 
-__all__ = ["extract_vmlinux"]
+__all__ = ["bzimage_release", "extract_vmlinux"]
 
 _SETUP_SECTS = 0x1F1
 _HDR_MAGIC = 0x202
 _HDR_VERSION = 0x206
 _PAYLOAD = 0x248
+_KERNEL_VERSION = 0x20E  # protocol >= 2.00: offset - 0x200 of the version string
 
 _MAGICS: list[tuple[bytes, str]] = [
     (b"\x1f\x8b", "gzip"),
@@ -101,3 +102,19 @@ def extract_vmlinux(vmlinuz: Path, out: Path) -> Path:
     tmp.write_bytes(elf)
     tmp.replace(out)
     return out
+
+
+def bzimage_release(vmlinuz: Path) -> str:
+    """The release (``uname -r``) a bzImage names in its boot header's version string
+    (``6.12.117+deb12-amd64 (debian-kernel@lists.debian.org) #1 SMP ...``)."""
+    with Path(vmlinuz).open("rb") as f:
+        head = f.read(0x10000)
+    if len(head) < 0x260 or head[_HDR_MAGIC : _HDR_MAGIC + 4] != b"HdrS":
+        raise _error(vmlinuz, "not a bzImage (no 'HdrS' boot header at 0x202)")
+    (pointer,) = struct.unpack_from("<H", head, _KERNEL_VERSION)
+    start = pointer + 0x200
+    text = head[start : head.find(b"\0", start)] if pointer else b""
+    release = text.split(b" ", 1)[0].decode(errors="replace")
+    if not release:
+        raise _error(vmlinuz, "its boot header names no kernel version")
+    return release

@@ -521,7 +521,13 @@ def run_plan(plan: dict[str, Any], workdir: Path, emit: Emit) -> int:
     state = State(workdir)
     kmsg = KernelLog()
     emit({"step": "boot", "ok": True, "data": {"release": os.uname().release}})
-    ok = run_steps(plan["steps"], state, kmsg, emit)
+    try:
+        ok = run_steps(plan["steps"], state, kmsg, emit)
+    except BaseException:
+        # Interrupted (Ctrl-C where it runs on the host): what the plan loaded is
+        # unloaded all the same.
+        _cleanup(state, kmsg)
+        raise
     emit({"step": "done", "ok": ok})
     return 0 if ok else 1
 

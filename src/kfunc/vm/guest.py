@@ -102,7 +102,7 @@ class Guest:
         cpus = self.cpus or (2 if accel == "kvm" else 1)
         cmd = [
             _find_vng(),
-            "--run", str(self.kernel.vmlinuz),
+            "--run", str(self.kernel.boot_path),
             "--verbose",  # the console carries the kernel log and the script's output
             "--force-9p",  # virtiofsd cannot start here; waiting for it costs 4 s
             "--memory", self.memory,

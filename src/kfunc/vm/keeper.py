@@ -99,7 +99,7 @@ def _running(pid: int) -> bool:
 
 def find_kept(kernel: Kernel) -> KeptGuest | None:
     """The kept guest of ``kernel``, if one is up."""
-    return next((k for k in kept_guests() if k.release == kernel.release), None)
+    return next((k for k in kept_guests() if k.release == kernel.key), None)
 
 
 def start_kept(kernel: Kernel, lifetime: float = 3600.0, boot_timeout: float = 180.0) -> KeptGuest:
@@ -107,10 +107,10 @@ def start_kept(kernel: Kernel, lifetime: float = 3600.0, boot_timeout: float = 1
     existing = find_kept(kernel)
     if existing is not None:
         return existing
-    console = cache_dir("vm") / f"{kernel.release}.console"
+    console = cache_dir("vm") / f"{kernel.key}.console"
     with console.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kfunc.vm.keeper", kernel.release, str(lifetime)],
+            [sys.executable, "-m", "kfunc.vm.keeper", kernel.spec, str(lifetime)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -146,8 +146,9 @@ def stop_kept(kept: KeptGuest, timeout: float = 30.0) -> None:
     _record(kept.release).unlink(missing_ok=True)
 
 
-def _keep(release: str, lifetime: float) -> int:
-    kernel = get_kernel(release)
+def _keep(spec: str, lifetime: float) -> int:
+    kernel = get_kernel(spec)
+    release = kernel.key  # what the record is named by: a local kernel's may share its release
     stop = False
 
     def on_term(signum: int, frame: object) -> None:
