@@ -160,6 +160,23 @@ def test_kernel_without_module_btf_is_refused(
     assert "CONFIG_MODULES=y CONFIG_DEBUG_INFO_BTF_MODULES=y" in (err.value.fix or "")
 
 
+def test_kprobe_programs_need_kprobes(
+    installed_root: Path, kernel_612: Kernel, tmp_path: Path
+) -> None:
+    """The tutorial's kprobe program on a kernel without kprobes: refused (before
+    anything is built: run_projects checks right after reading the kernel)."""
+    config = (installed_root / "boot" / f"config-{kernel_612.release}").read_text()
+    config = re.sub(r"^CONFIG_KPROBE(S|_EVENTS)=y$", "", config, flags=re.M)
+    image = _fake_install(installed_root, tmp_path / "root", kernel_612.release, config)
+    with pytest.raises(KfuncError) as err:
+        run_projects([Project.load(EXAMPLES / "hello")], str(image))
+    assert err.value.message == (
+        f"kernel {kernel_612.release}: hello's programs need CONFIG_KPROBES, "
+        f"CONFIG_KPROBE_EVENTS, which its config ({image.parent}/config-{kernel_612.release}) "
+        "does not set"
+    )
+
+
 def test_an_unbuilt_tree_and_a_plain_directory_are_refused(tmp_path: Path) -> None:
     with pytest.raises(KfuncError, match="not a kernel build tree"):
         local_kernel(str(tmp_path))

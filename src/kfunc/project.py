@@ -43,7 +43,7 @@ from kfunc.kbuild import SKIPPED_DIRS, ModuleSource, kbuild_file, kbuild_modules
 from kfunc.schema import FILE_NAME, KfuncToml, read_kfunc_toml
 from kfunc.spec import ModuleSpec, spec_from_toml
 
-__all__ = ["GENERATED_DIR", "Project", "TestRun", "find_modules"]
+__all__ = ["GENERATED_DIR", "Project", "TestRun", "bpf_sections", "find_modules"]
 
 GENERATED_DIR = "build"
 # Attach points a built-in trigger reaches, by a word in the section name.
@@ -133,8 +133,7 @@ class Project:
         run = doc.run
         trigger = run.trigger if run else None
         if trigger is None:
-            text = " ".join(_head(p) for p in bpf)
-            sections = re.findall(r'SEC\("([^"]+)"\)', text)
+            sections = bpf_sections(bpf)
             trigger = next(
                 (t for word, t in _TRIGGERS.items() for s in sections if word in s), None
             )
@@ -155,6 +154,11 @@ class Project:
                     "name the BPF program by its C function name",
                 )
         return cls(path, spec, bpf, trigger, expect, tests, module_dir, tuple(include))
+
+
+def bpf_sections(sources: tuple[Path, ...]) -> list[str]:
+    """The SEC() names of BPF programs (``kprobe/do_unlinkat`` ...), from their sources."""
+    return re.findall(r'SEC\("([^"]+)"\)', " ".join(_head(p) for p in sources))
 
 
 def _head(source: Path, limit: int = 4 << 20) -> str:

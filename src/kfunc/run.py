@@ -22,10 +22,10 @@ from typing import Any
 
 from kfunc.build import ProjectBuild, build_project
 from kfunc.errors import KfuncError, LostVMError
-from kfunc.kernels.local import check_host_modules
+from kfunc.kernels.local import check_host_modules, program_config, require_config
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
-from kfunc.project import Project
+from kfunc.project import Project, bpf_sections
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import KeptGuest, find_kept
@@ -145,6 +145,9 @@ def run_projects(
         kernel = get_kernel(kernel_name, progress)
         step.summary = f"kernel {kernel.version} ({kernel.release})"
     report = RunReport(kernel=kernel.to_dict())
+    for project in projects:
+        options = program_config(bpf_sections(project.bpf_sources))
+        require_config(kernel, options, f"{project.name}'s programs")
     prepared = []
     for project in projects:
         if not project.bpf_sources:

@@ -48,6 +48,7 @@ __all__ = [
     "is_local_spec",
     "local_kernel",
     "missing_config",
+    "program_config",
     "require_config",
     "rooted_spec",
 ]
@@ -59,6 +60,12 @@ TREE = "tree"
 # loadable modules, and BTF of vmlinux and of modules (the kfunc set is
 # resolved against the module's own BTF).
 KFUNC_CONFIG = ("CONFIG_MODULES", "CONFIG_DEBUG_INFO_BTF", "CONFIG_DEBUG_INFO_BTF_MODULES")
+# What programs of a section need of the kernel beyond that: libbpf attaches
+# kprobes through the kprobe PMU or tracefs kprobe_events, both
+# CONFIG_KPROBE_EVENTS (on CONFIG_KPROBES).
+_SECTION_CONFIG = {
+    ("kprobe", "kretprobe", "ksyscall", "kretsyscall"): ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS"),
+}
 # The files a built tree has (``make bzImage modules``), and what makes them.
 _TREE_FILES = ("Makefile", ".config", "vmlinux", "Module.symvers", "arch/x86/boot/bzImage")
 _RESOLVE_BTFIDS = Path("tools/bpf/resolve_btfids/resolve_btfids")
@@ -490,3 +497,12 @@ def _read(path: Path) -> str:
         return path.read_text().strip()
     except OSError:
         return ""
+
+
+def program_config(sections: list[str]) -> tuple[str, ...]:
+    """The config options BPF programs of ``sections`` need (kprobes for kprobe/...)."""
+    needed: dict[str, None] = {}
+    for prefixes, options in _SECTION_CONFIG.items():
+        if any(re.split(r"[/.]", s, maxsplit=1)[0] in prefixes for s in sections):
+            needed.update(dict.fromkeys(options))
+    return tuple(needed)
