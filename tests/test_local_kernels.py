@@ -10,7 +10,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from conftest import EXAMPLES, qemu_processes, require
@@ -19,6 +21,7 @@ from kernel_tree import kernel_tree
 from kfunc.cache import cache_dir
 from kfunc.cli import main
 from kfunc.errors import KfuncError
+from kfunc.kernels.catalog import remove
 from kfunc.kernels.local import (
     KFUNC_CONFIG,
     LocalKernel,
@@ -130,6 +133,16 @@ def test_kernels_lists_the_local_ones(
     assert (mine["kind"], mine["source"]) == ("installed", installed_612.source)
 
 
+@pytest.fixture
+def forget(tmp_path: Path) -> Iterator[None]:
+    """Remove kfunc's data about the kernels a test installs under ``tmp_path``."""
+    yield
+    for k in cached_kernels(local=True):
+        if k.spec.startswith(str(tmp_path)):
+            assert remove(k.spec) == [(k.spec, ANY)]
+            assert not k.path.exists()
+
+
 def _fake_install(src: Path, dest: Path, release: str, config: str) -> Path:
     """A root whose image, modules and kbuild are ``src``'s (relative links: the
     root's own absolute ones are taken inside it) and whose config is ``config``."""
@@ -147,7 +160,7 @@ def _fake_install(src: Path, dest: Path, release: str, config: str) -> Path:
 
 
 def test_kernel_without_module_btf_is_refused(
-    installed_root: Path, kernel_612: Kernel, tmp_path: Path
+    installed_root: Path, kernel_612: Kernel, tmp_path: Path, forget: None
 ) -> None:
     """The real 6.12 config with CONFIG_DEBUG_INFO_BTF_MODULES and CONFIG_MODULES
     taken out: refused before anything is built, naming both."""
@@ -161,7 +174,7 @@ def test_kernel_without_module_btf_is_refused(
 
 
 def test_kprobe_programs_need_kprobes(
-    installed_root: Path, kernel_612: Kernel, tmp_path: Path
+    installed_root: Path, kernel_612: Kernel, tmp_path: Path, forget: None
 ) -> None:
     """The tutorial's kprobe program on a kernel without kprobes: refused (before
     anything is built: run_projects checks right after reading the kernel)."""

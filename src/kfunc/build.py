@@ -114,7 +114,7 @@ def _bpf_out_dir(project: Project, kernel: Kernel) -> Path:
     except MissingToolError:
         compiler = ""  # 7.x targets compile in their root filesystem
     where = hashlib.sha256(f"{project.path}\0{compiler}".encode()).hexdigest()[:8]
-    return cache_dir("builds", kernel.release, f"bpf-{project.name}-{where}")
+    return cache_dir("builds", kernel.key, f"bpf-{project.name}-{where}")
 
 
 def _vmlinux_h_for(

@@ -204,7 +204,7 @@ def build_module(
         raise MissingToolError("make", "make")
     if kernel.build_root is None and shutil.which("pahole") is None:
         raise MissingToolError("pahole", "dwarves")
-    workdir = cache_dir("builds", kernel.release) / f"{source.name}-{source.digest(kernel)}"
+    workdir = cache_dir("builds", kernel.key) / f"{source.name}-{source.digest(kernel)}"
     ko = workdir / f"{source.name}.ko"
     log_file, record = workdir / "build.log", workdir / "build.json"
     if ko.exists() and record.exists():

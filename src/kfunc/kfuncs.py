@@ -486,14 +486,29 @@ def host_inventory(module: str | None = None) -> Inventory:
 
 def inventory_of(spec: str, progress: Progress | None = None) -> Inventory:
     """The inventory ``spec`` names: ``host`` (the running kernel), a file (BTF,
-    vmlinux or .ko), or a target kernel (``6.1``, ``6.12.117+deb12-amd64``)."""
+    vmlinux or .ko), or a target kernel (``6.1``, ``6.12.117+deb12-amd64``, an
+    installed kernel's image, a kernel build tree)."""
     if spec == HOST:
         return host_inventory()
-    if os.sep in spec or Path(spec).exists():
-        return file_inventory(spec)
     from kfunc.kernels.target import get_kernel
 
+    if (os.sep in spec or Path(spec).exists()) and not _names_kernel(Path(spec)):
+        return file_inventory(spec)
+
     return kernel_inventory(get_kernel(spec, progress), progress)
+
+
+def _names_kernel(path: Path) -> bool:
+    """Whether ``path`` is a kernel rather than a BTF file: a directory (a tree),
+    or an x86 boot image (``HdrS`` at 0x202)."""
+    if path.is_dir():
+        return True
+    try:
+        with path.open("rb") as f:
+            f.seek(0x202)
+            return f.read(4) == b"HdrS"
+    except OSError:
+        return False
 
 
 # --- kernel targets ---------------------------------------------------------------

@@ -78,7 +78,7 @@ def catalog(
         cat.series.append(SeriesInfo(s.name, s.suite, newest))
     builds = cache_dir("builds")
     for k in cached_kernels(local=True):
-        size = disk_usage(k.path) + (disk_usage(builds / k.release) if k.key == k.release else 0)
+        size = disk_usage(k.path) + disk_usage(builds / k.key)
         cat.kernels.append(CachedKernel(k, size))
     cat.rootfs = [(r, r.size()) for r in known_rootfs()]
     cat.debs_bytes = disk_usage(cache_dir("debs"))

@@ -335,8 +335,7 @@ def get_kernel(name: str = DEFAULT_KERNEL, progress: Progress | None = None) -> 
 def remove_kernel(kernel: Kernel) -> int:
     """Remove a kernel and its module builds from the cache; returns the bytes freed."""
     freed = 0
-    builds = cache_dir("builds") / kernel.release
-    for path in (kernel.path, builds) if kernel.key == kernel.release else (kernel.path,):
+    for path in (kernel.path, cache_dir("builds") / kernel.key):
         if path.exists():
             freed += disk_usage(path)
             shutil.rmtree(path)
