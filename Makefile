@@ -5,7 +5,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 KERNEL ?= 6.12
 
-.PHONY: deps demo test lint bench clean
+.PHONY: deps demo test test-tree lint bench clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -17,6 +17,12 @@ demo: deps
 ## The whole suite: lint, unit, host BPF, and VM tests.
 test: deps lint
 	pytest
+
+## A kernel tree built from Debian's linux-source-6.12 (tinyconfig + what kfunc
+## needs), into kfunc's cache, once: tests/test_local_kernels.py runs the
+## tutorial on it. About 40 min on 2 busy cores; run it before `make test`.
+test-tree: deps
+	python tests/kernel_tree.py
 
 lint: deps
 	ruff check src tests bench

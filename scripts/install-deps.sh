@@ -15,6 +15,7 @@ PACKAGES=(
   qemu-system-x86 busybox-static kmod cpio   # virtme-ng guests
   make gcc-12 libelf1 zstd xz-utils dpkg-dev # kbuild against Debian's headers
   mmdebstrap debian-archive-keyring          # root filesystems for 7.x builds (glibc >= 2.38)
+  flex bison bc libelf-dev                   # make test-tree: a kernel built from linux-source
 )
 
 sudo=""
