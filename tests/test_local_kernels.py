@@ -248,6 +248,45 @@ def test_on_host_checks(tmp_path: Path, files: dict[str, str], reason: str) -> N
         check_host_modules(tmp_path)
 
 
+_XDP = """
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+SEC("xdp") int kfunc_onhost_xdp(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_host_plan_unloads_when_interrupted(tmp_path: Path) -> None:
+    """--on-host runs the guest agent's plan in kfunc's own process: Ctrl-C in the
+    middle of it still unloads what it loaded (here a BPF program: this host
+    cannot load modules; rmmod is the same cleanup's next step)."""
+    require(os.geteuid() == 0, "loading BPF programs needs root")
+    require(shutil.which("bpftool") is not None, "bpftool (to see the host's programs)")
+    from kfunc.clang import compile_bpf
+    from kfunc.libbpf import KERNEL_BTF, write_vmlinux_h
+    from kfunc.vm.agent import run_plan
+
+    require(KERNEL_BTF.exists(), f"{KERNEL_BTF}: the host kernel has no BTF")
+    write_vmlinux_h(KERNEL_BTF, tmp_path / "vmlinux.h")
+    (tmp_path / "p.bpf.c").write_text(_XDP)
+    obj = compile_bpf(tmp_path / "p.bpf.c", tmp_path / "p.bpf.o", include_dirs=[tmp_path])
+    seen = tmp_path / "seen.txt"
+    show = "bpftool prog show name kfunc_onhost_xdp"
+    steps = [
+        {"op": "bpf_load", "path": str(obj)},
+        # The user's Ctrl-C, while a step runs: SIGINT to kfunc's process.
+        {"op": "trigger", "kind": "command", "command": f"{show} > {seen}; kill -INT $PPID"},
+        {"op": "bpf_unload", "always": True},
+    ]
+    events: list[dict[str, object]] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_plan({"steps": steps}, tmp_path, events.append)
+    assert "kfunc_onhost_xdp" in seen.read_text()  # it was loaded ...
+    after = subprocess.run(show.split(), capture_output=True, text=True, check=False)
+    assert "kfunc_onhost_xdp" not in after.stdout  # ... and is gone
+    assert [e["step"] for e in events] == ["boot", "bpf_load"]
+
+
 def _tutorial(kernel: LocalKernel) -> None:
     before = qemu_processes()
     report = run_projects([Project.load(EXAMPLES / "hello")], kernel.spec, use_kept=False)
