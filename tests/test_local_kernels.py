@@ -18,6 +18,7 @@ import pytest
 from conftest import EXAMPLES, qemu_processes, require
 from kernel_tree import kernel_tree
 
+from kfunc.build import build_project
 from kfunc.cache import cache_dir
 from kfunc.cli import main
 from kfunc.errors import KfuncError
@@ -122,6 +123,30 @@ def test_ls_of_installed_kernel_is_the_debian_one(
     debian = json.loads(capsys.readouterr().out)
     assert len(installed) > 150
     assert installed == debian
+
+
+def test_diff_and_check_take_an_installed_kernel(
+    installed_612: LocalKernel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kfunc diff 6.12 IMAGE`: nothing changed (the same kernel); `kfunc check`
+    of the tutorial's object against the installed kernel and its module."""
+    assert main(["diff", "6.12", installed_612.source, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["added"] == d["removed"] == d["prototype_changed"] == d["flags_changed"] == []
+    built = build_project(Project.load(EXAMPLES / "hello"), installed_612)
+    (obj,) = built.objects
+    argv = ["check", str(obj), "--kernel", installed_612.source, "-m", str(EXAMPLES / "hello")]
+    assert main([*argv, "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["calls"]
+    assert (report["kfunc"], report["owner"], report["ok"]) == (
+        "bpf_kfunc_call_test",
+        "hello",
+        True,
+    )
+    # The module was built against the installed kernel's kbuild, in a build
+    # directory of its own (not the Debian release's).
+    assert built.module is not None
+    assert built.module.ko.is_relative_to(cache_dir("builds", installed_612.key))
 
 
 def test_kernels_lists_the_local_ones(
