@@ -66,7 +66,7 @@ KFUNC_CONFIG = ("CONFIG_MODULES", "CONFIG_DEBUG_INFO_BTF", "CONFIG_DEBUG_INFO_BT
 _SECTION_CONFIG = {
     ("kprobe", "kretprobe", "ksyscall", "kretsyscall"): ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS"),
 }
-# The files a built tree has (``make bzImage modules``), and what makes them.
+# The files a built tree has (after ``make bzImage modules``).
 _TREE_FILES = ("Makefile", ".config", "vmlinux", "Module.symvers", "arch/x86/boot/bzImage")
 _RESOLVE_BTFIDS = Path("tools/bpf/resolve_btfids/resolve_btfids")
 _LOCAL_PREFIX = "local-"
@@ -183,11 +183,10 @@ def _in_root(root: Path, path: Path, links: int = 0) -> Path:
     for i, part in enumerate(parts):
         here = here / part
         if here.is_symlink() and links < 40:
-            target = Path(os.readlink(here))
-            base = root if target.is_absolute() else here.parent
-            joined = base / target.relative_to("/") if target.is_absolute() else base / target
+            link = Path(os.readlink(here))
+            target = root / link.relative_to("/") if link.is_absolute() else here.parent / link
             rest = parts[i + 1 :]
-            return _in_root(root, Path(os.path.normpath(joined.joinpath(*rest))), links + 1)
+            return _in_root(root, Path(os.path.normpath(target.joinpath(*rest))), links + 1)
     return here
 
 
