@@ -31,7 +31,7 @@ from kfunc.kernels.local import (
     missing_config,
     rooted_spec,
 )
-from kfunc.kernels.target import Kernel, cached_kernels
+from kfunc.kernels.target import Kernel, cached_kernels, get_kernel
 from kfunc.project import Project
 from kfunc.run import run_projects
 
@@ -100,9 +100,13 @@ def test_installed_kernel_is_read_from_its_root(
     from kfunc.elf import ElfObject
 
     assert ElfObject(k.vmlinux).section(".BTF") == ElfObject(kernel_612.vmlinux).section(".BTF")
-    # Listed with the cache's kernels, and not taken for the Debian release.
+    # Listed with the cache's kernels, and never taken for the Debian release
+    # or series (kept outside kernels/, where an older kfunc would take it).
     assert any(c.path == k.path for c in cached_kernels(local=True))
     assert all(c.path != k.path for c in cached_kernels())
+    assert not k.path.is_relative_to(cache_dir("kernels"))
+    for name in ("6.12", k.release):
+        assert type(get_kernel(name)) is Kernel
 
 
 def test_kernel_root_names_a_release_there(installed_root: Path, kernel_612: Kernel) -> None:

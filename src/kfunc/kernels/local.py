@@ -34,7 +34,7 @@ from typing import Any
 
 from kfunc.cache import cache_dir, file_identity
 from kfunc.errors import KernelNotFoundError, KfuncError
-from kfunc.kernels.target import Kernel
+from kfunc.kernels.target import LOCAL_KERNELS_DIR, Kernel
 from kfunc.kernels.version import KernelVersion
 from kfunc.kernels.vmlinuz import bzimage_release, extract_vmlinux
 from kfunc.progress import Progress
@@ -42,6 +42,7 @@ from kfunc.progress import Progress
 __all__ = [
     "HOST",
     "INSTALLED",
+    "KFUNC_CONFIG",
     "TREE",
     "LocalKernel",
     "check_host_modules",
@@ -262,7 +263,7 @@ def _known(
     was prepared from the same ``made`` file (the image, the tree's vmlinux)."""
     identity = file_identity(made)
     digest = hashlib.sha256(f"{kind}\0{source}".encode()).hexdigest()[:12]
-    path = cache_dir("kernels") / f"{_LOCAL_PREFIX}{kind}-{digest}"
+    path = cache_dir(LOCAL_KERNELS_DIR) / f"{_LOCAL_PREFIX}{kind}-{digest}"
     try:
         info = json.loads((path / "kernel.json").read_text())
     except (OSError, ValueError):

@@ -39,6 +39,7 @@ from kfunc.progress import Progress
 
 __all__ = [
     "DEFAULT_KERNEL",
+    "LOCAL_KERNELS_DIR",
     "SERIES",
     "Kernel",
     "Series",
@@ -69,6 +70,10 @@ SERIES: dict[str, Series] = {
     )
 }
 DEFAULT_KERNEL = "6.12"
+# Where kfunc.kernels.local keeps its data about the user's kernels: beside
+# kernels/, not in it, for a kfunc that predates them reads every
+# kernels/*/kernel.json as a Debian kernel of its series.
+LOCAL_KERNELS_DIR = "local-kernels"
 # Debian's releases: 6.12.117+deb12-amd64 (the +debN names the distribution),
 # and the older 6.1.0-56-amd64 (the ABI number of a stable release's kernel).
 _RELEASE = re.compile(
@@ -210,7 +215,10 @@ def cached_kernels(
     """The prepared Debian kernels in the cache, newest first; with ``local``, the
     local kernels used (installed ones, trees) too."""
     found = []
-    for meta in _kernels_dir().glob("*/kernel.json"):
+    metas = list(_kernels_dir().glob("*/kernel.json"))
+    if local:
+        metas += cache_dir(LOCAL_KERNELS_DIR).glob("*/kernel.json")
+    for meta in metas:
         info = json.loads(meta.read_text())
         if info.get("kind", "debian") != "debian" and not local:
             continue
