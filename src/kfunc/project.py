@@ -13,14 +13,23 @@ files. ``kfunc.toml``'s ``[run]`` table says how to exercise them::
     [[run.test]]              # BPF_PROG_TEST_RUN of one program
     program = "new_and_release"
     retval = 42
-    packet = 64               # an Ethernet frame of this many bytes (xdp, tc)
+    packet = 64               # an Ethernet frame of this many bytes (xdp, tc),
+                              # or "pkt_v4" / "pkt_v6" (the selftests' test vectors)
+    # data = "45000..."       # or the exact packet, as hex
+    # ctx = "0a000000"        # the context: exact bytes as hex,
+    # ctx = { size = 10 }     # or fields of the struct the program takes
+    # alone = true            # load this program alone (the default for SEC("?...")):
+                              # its object's other programs stay unloaded
+    # rejected = "R0 cannot write into rdonly_mem"  # the verifier must refuse it, thus
+    # log = "processed 4 insns"  # its verifier log must contain this
+    # error = "EINVAL"        # the test run must fail with this errno
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +37,7 @@ from kfunc.codegen import generate
 from kfunc.errors import KfuncError
 from kfunc.kbuild import ModuleSource
 from kfunc.spec import ModuleSpec, load_spec
+from kfunc.testinput import PACKETS, ctx_from_fields, frame, parse_hex
 
 __all__ = ["GENERATED_DIR", "Project", "TestRun"]
 
@@ -38,17 +48,90 @@ _TRIGGERS = {"unlink": "unlink"}
 
 @dataclass(frozen=True)
 class TestRun:
-    """One BPF_PROG_TEST_RUN of a program and the return value it must give."""
+    """One BPF_PROG_TEST_RUN of a program and what it must give.
+
+    Success is ``retval``; or, with ``rejected``, the verifier's refusal with
+    that text in its log; or, with ``error``, a test run that fails with that
+    errno (``log`` is then text of the successful load's verifier log).
+    """
 
     program: str
-    retval: int
-    packet: int = 0  # bytes of an Ethernet/IPv4 frame to pass as data_in
+    retval: int | None = None
+    packet: int | str = 0  # bytes of an Ethernet/IPv4 frame, or a name in PACKETS
+    data_in: bytes | None = None  # the exact packet
+    ctx: bytes | dict[str, Any] | None = field(default=None, hash=False)  # bytes or fields
+    alone: bool | None = None  # load only this program of its object; None: if SEC("?...")
+    rejected: str | None = None
+    log: str | None = None
+    error: str | None = None
 
     def data(self) -> bytes:
-        """An Ethernet frame: zero MACs, IPv4 ethertype, zero payload."""
-        if not self.packet:
-            return b""
-        return (bytes(12) + b"\x08\x00" + bytes(self.packet))[: max(self.packet, 14)]
+        """The packet (``data_in``): the exact bytes, a named packet, or a frame."""
+        if self.data_in is not None:
+            return self.data_in
+        if isinstance(self.packet, str):
+            return PACKETS[self.packet]
+        return frame(self.packet)
+
+    def ctx_bytes(self, obj: Path) -> bytes | None:
+        """The context: given as bytes, or laid out from fields by ``obj``'s BTF."""
+        if self.ctx is None or isinstance(self.ctx, bytes):
+            return self.ctx
+        return ctx_from_fields(obj, self.program, self.ctx)
+
+    @classmethod
+    def from_toml(cls, t: Any, where: str) -> TestRun:
+        """A ``[[run.test]]`` table; KfuncError naming ``where`` for a bad one."""
+        if not isinstance(t, dict) or "program" not in t:
+            raise KfuncError(f"{where} needs program", 'e.g. program = "handle", retval = 0')
+        unknown = sorted(set(t) - _TEST_KEYS)
+        if unknown:
+            raise KfuncError(
+                f"{where}: unknown key {unknown[0]!r}", f"use {', '.join(sorted(_TEST_KEYS))}"
+            )
+        if not {"retval", "rejected", "error"} & set(t):
+            raise KfuncError(
+                f"{where} ({t['program']}) needs retval, rejected or error",
+                'e.g. retval = 0, or rejected = "the verifier\'s words"',
+            )
+        for key, kind in _TEST_TYPES.items():
+            if key in t and not isinstance(t[key], kind):
+                raise KfuncError(f"{where}: {key} has the wrong type ({t[key]!r})",
+                                 _TEST_HINTS[key])  # fmt: skip
+        packet = t.get("packet", 0)
+        if isinstance(packet, str) and packet not in PACKETS:
+            raise KfuncError(
+                f"{where}: no packet named {packet!r}",
+                f"name one of {', '.join(PACKETS)}, give a size, or exact bytes in data",
+            )
+        ctx = t.get("ctx")
+        if isinstance(ctx, str):
+            ctx = parse_hex(ctx, f"{where} ctx")
+        data = t.get("data")
+        return cls(
+            str(t["program"]),
+            t.get("retval"),
+            packet,
+            None if data is None else parse_hex(data, f"{where} data"),
+            ctx,
+            t.get("alone"),
+            t.get("rejected"),
+            t.get("log"),
+            t.get("error"),
+        )
+
+
+_TEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "program": str, "retval": int, "packet": (int, str), "data": str, "ctx": (str, dict),
+    "alone": bool, "rejected": str, "log": str, "error": str,
+}  # fmt: skip
+_TEST_KEYS = set(_TEST_TYPES)
+_TEST_HINTS = {
+    "program": 'program = "handle"', "retval": "retval = 0", "packet": 'packet = 64 or "pkt_v4"',
+    "data": 'data = "0011..." (hex)', "ctx": 'ctx = "0a00..." (hex) or ctx = { size = 10 }',
+    "alone": "alone = true", "rejected": 'rejected = "text of the verifier log"',
+    "log": 'log = "processed 4 insns"', "error": 'error = "EINVAL"',
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,14 +212,10 @@ class Project:
                 re.compile(str(expect))
             except re.error as exc:
                 raise KfuncError(f"{toml}: [run] expect: bad regex: {exc}") from None
-        tests = []
-        for i, t in enumerate(run.get("test", [])):
-            if not isinstance(t, dict) or "program" not in t or "retval" not in t:
-                raise KfuncError(
-                    f"{toml}: [[run.test]] #{i + 1} needs program and retval",
-                    'e.g. program = "handle", retval = 0',
-                )
-            tests.append(TestRun(str(t["program"]), int(t["retval"]), int(t.get("packet", 0))))
+        tests = [
+            TestRun.from_toml(t, f"{toml}: [[run.test]] #{i + 1}")
+            for i, t in enumerate(run.get("test", []))
+        ]
         return cls(
             path,
             spec,

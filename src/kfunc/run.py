@@ -24,7 +24,7 @@ from kfunc.build import ProjectBuild, build_project
 from kfunc.errors import KfuncError, LostVMError
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
-from kfunc.project import Project
+from kfunc.project import Project, TestRun
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import KeptGuest, find_kept
@@ -91,13 +91,10 @@ def _project_steps(
         steps.append(
             {"op": "btf_module", "module": module.name, "kfuncs": [k.name for k in module.kfuncs]}
         )
+    staged = {obj: str(shutil.copy2(obj, own)) for obj in objects}
     for obj in objects:
-        steps.append({"op": "bpf_load", "path": str(shutil.copy2(obj, own))})
-    for test in project.tests:
-        steps.append(
-            {"op": "test_run", "program": test.program, "retval": test.retval,
-             "data": test.data().hex()}
-        )  # fmt: skip
+        steps.append({"op": "bpf_load", "path": staged[obj]})
+    steps += [_test_step(test, objects, staged) for test in project.tests]
     if project.trigger == "unlink":
         steps.append({"op": "trigger", "kind": "unlink"})
     elif project.trigger:
@@ -110,6 +107,30 @@ def _project_steps(
     for step in steps:
         step["group"] = group
     return steps
+
+
+def _test_step(test: TestRun, objects: list[Path], staged: dict[Path, str]) -> dict[str, Any]:
+    """The agent's ``test_run`` step for one ``[[run.test]]``: the object that holds
+    the program, whether to load it alone, and the input as bytes."""
+    from kfunc.check import read_bpf_object
+
+    found = [(obj, p) for obj in objects for p in read_bpf_object(obj).programs
+             if p.name == test.program]  # fmt: skip
+    if not found:
+        have = sorted(p.name for obj in objects for p in read_bpf_object(obj).programs)
+        raise KfuncError(
+            f"[[run.test]] {test.program}: no program of that name in "
+            f"{', '.join(o.name for o in objects) or 'the project (no BPF object)'}",
+            f"name one of: {', '.join(have) or 'none'}",
+        )
+    obj, prog = found[0]
+    alone = test.alone if test.alone is not None else prog.section.startswith("?")
+    ctx = test.ctx_bytes(obj)
+    return {
+        "op": "test_run", "program": test.program, "path": staged[obj], "alone": alone,
+        "retval": test.retval, "data": test.data().hex(), "ctx": None if ctx is None else ctx.hex(),
+        "rejected": test.rejected, "log": test.log, "error": test.error,
+    }  # fmt: skip
 
 
 def run_projects(
