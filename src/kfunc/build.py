@@ -132,6 +132,12 @@ def _bpf_headers(
     return headers
 
 
+def _project_headers(project: Project) -> list[Path]:
+    """The headers beside the programs (a dangling symlink is no header: the
+    selftests' disasm.h points into a kernel tree that is not there)."""
+    return [h for d in project.include_dirs for h in sorted(d.glob("*.h")) if h.is_file()]
+
+
 def _include_dirs(project: Project, headers: list[Path]) -> list[Path]:
     return [*dict.fromkeys(h.parent for h in headers), *project.include_dirs]
 
@@ -140,7 +146,7 @@ def compile_bpf_source(built: ProjectBuild, kernel: Kernel, source: Path, output
     """Compile another BPF C file as the project's own: same vmlinux.h, same headers."""
     project = built.project
     headers = _bpf_headers(project, kernel, built.module)
-    deps = [*headers, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
+    deps = [*headers, *_project_headers(project)]
     return compile_bpf(source, output, include_dirs=_include_dirs(project, headers), depends=deps)
 
 
@@ -173,7 +179,7 @@ def build_bpf(
     version = [f"-DKFUNC_TARGET_VERSION={(v.major << 16) + (v.minor << 8) + min(v.patch, 255)}"]
     for src in project.bpf_sources:
         out = out_dir / (src.name.removesuffix(".c") + ".o")
-        deps = [*headers, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
+        deps = [*headers, *_project_headers(project)]
         objects.append(
             compile_bpf(
                 src,

@@ -55,6 +55,8 @@ class TestRun:
     errno (``log`` is then text of the successful load's verifier log).
     """
 
+    __test__ = False  # not a pytest test class
+
     program: str
     retval: int | None = None
     packet: int | str = 0  # bytes of an Ethernet/IPv4 frame, or a name in PACKETS

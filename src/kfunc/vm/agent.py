@@ -228,8 +228,14 @@ def step_test_run(
             f"test_run {program}: rejected needs the program loaded alone",
             "set alone = true in its [[run.test]]",
         )
-    prog = next((o.programs[program] for o in state.objects.values() if program in o.programs),
-                None)  # fmt: skip
+    # the program of the object at ``path`` (two objects may have programs of one name)
+    objects = [state.objects[path]] if path in state.objects else list(state.objects.values())
+    prog = next((o.programs[program] for o in objects if program in o.programs), None)
+    if prog is not None and prog.fd < 0:
+        raise StepFailed(
+            f"test_run: program {program!r} was not loaded with its object (autoload off?)",
+            "load it alone: alone = true in its [[run.test]]",
+        )
     if prog is None:
         raise StepFailed(
             f"test_run: no program {program!r} loaded",
