@@ -167,8 +167,9 @@ class Project:
 
     @property
     def include_dirs(self) -> list[Path]:
-        """Where the BPF programs find their headers (the generated kfunc header too)."""
-        return [self.path, self.generated_dir] if self.spec else [self.path]
+        """Where the BPF programs find their headers (the generated kfunc header too,
+        ``build/<module>_kfuncs.h``, for a spec'd or a hand-written module)."""
+        return [self.path, self.generated_dir] if self.has_module else [self.path]
 
     @classmethod
     def load(cls, path: Path | str) -> Project:
