@@ -146,5 +146,6 @@ def test_project_kernels(tmp_path: Path) -> None:
     (tmp_path / "kfunc.toml").write_text('[test]\nkernels = ["6.1", "6.12"]\n')
     assert project_kernels(tmp_path) == ["6.1", "6.12"]
     (tmp_path / "kfunc.toml").write_text('[test]\nkernels = "6.1"\n')
-    with pytest.raises(Exception, match=r"\[test\] kernels must be a list of strings"):
+    with pytest.raises(Exception, match=r"test\.kernels: must be a list, not a string") as err:
         project_kernels(tmp_path)
+    assert 'kernels = ["6.1", "6.12"]' in str(err.value)

@@ -260,6 +260,7 @@ def get_kernel(name: str = DEFAULT_KERNEL, progress: Progress | None = None) -> 
     """
     progress = progress or Progress()
     name = name.removeprefix("linux-image-")
+    series: Series | None
     if name in SERIES:
         series, release = SERIES[name], None
     else:

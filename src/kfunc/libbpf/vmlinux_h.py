@@ -39,7 +39,7 @@ _PRAGMA_POP = """\
 _HEADER = "#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n\n" + _PRAGMA_PUSH
 _FOOTER = _PRAGMA_POP + "\n#endif /* __VMLINUX_H__ */\n"
 
-_vfprintf = lib.btf_dump_printf_fn_t(ctypes.cast(lib.vfprintf, ctypes.c_void_p).value)
+_vfprintf = lib.btf_dump_printf_fn_t(("vfprintf", lib.libc))
 
 
 def _dump_types(btf: int, path: Path, first_id: int = 1) -> bytes:
