@@ -25,6 +25,7 @@ _pointer_arg_type_mismatch). Every case of its table runs.
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,9 +34,10 @@ from typing import Any
 import pytest
 from conftest import require
 
+from kfunc import selftests
 from kfunc.errors import KfuncError
-from kfunc.project import TestRun
-from kfunc.run import _test_step
+from kfunc.project import Project, TestRun
+from kfunc.run import _test_step, run_projects
 from kfunc.selftests import (
     KfuncCallCase,
     build_progs,
@@ -155,6 +157,53 @@ def test_kfunc_call_selftests(kernel: Any) -> None:
     )
     print("\n".join(summary))
     assert not problems, "\n".join(problems)
+
+
+def _kfunc_toml(cases: list[KfuncCallCase], module_path: str) -> str:
+    """The kfunc.toml a user writes to run ``cases`` with ``kfunc run`` (README)."""
+    sources = ", ".join(f'"bpf/progs/{o}.c"' for o in OBJECTS)
+    lines = [
+        f'[module]\npath = "{module_path}"\n',
+        f'[bpf]\nsources = [{sources}]\ninclude = ["bpf"]  # selftests/bpf, as upstream\n',
+    ]
+    for case in cases:
+        test = _as_run_test(case)
+        lines += ["[[run.test]]", f"program = {json.dumps(case.program)}",
+                  f"object = {json.dumps(case.object)}"]  # fmt: skip
+        if test.retval is not None:
+            lines.append(f"retval = {test.retval}")
+        if test.packet:
+            lines.append(f"packet = {json.dumps(test.packet)}")
+        if isinstance(test.ctx, dict):
+            lines.append("ctx = { " + ", ".join(f"{k} = {v}" for k, v in test.ctx.items()) + " }")
+        for key in ("rejected", "log", "error"):
+            if getattr(test, key) is not None:
+                lines.append(f"{key} = {json.dumps(getattr(test, key))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, indirect=True, scope="session")
+def test_kfunc_call_with_kfunc_run(kernel: Any, tmp_path: Path) -> None:
+    """The same cases as a user runs them: a kfunc.toml beside the selftests (its
+    [module] path, [bpf] sources and one [[run.test]] per case), ``kfunc run``'s
+    whole path (Project.load, build_project, the plan, the agent), in the same boot."""
+    target = kernel.kernel
+    tree = _tree(target.series)
+    cases = kfunc_call_cases(tree)
+    (tmp_path / "bpf").symlink_to(tree.bpf)
+    module_path = f"bpf/{tree.testmod.name}"
+    if tree.testmod.name == "test_kmods":
+        # Its Makefile adds its five modules with $(foreach ...): give bpf_testmod
+        # its own two kbuild lines, as README says.
+        (tmp_path / "bpf_testmod").symlink_to(selftests.testmod_source(tree).path)
+        module_path = "bpf_testmod"
+    (tmp_path / "kfunc.toml").write_text(_kfunc_toml(cases, module_path))
+    report = run_projects([Project.load(tmp_path)], target.series, session=kernel)
+    (project,) = report.projects
+    assert project.ok, f"{project.error} ({project.fix})"
+    assert [t["program"] for t in project.tests] == [c.program for c in cases]
+    assert project.unloaded
 
 
 # -- host checks of what the test above relies on

@@ -31,6 +31,7 @@ programs::
     # data = "45000..."       # or the exact packet, as hex
     # ctx = "0a000000"        # the context: exact bytes as hex,
     # ctx = { size = 10 }     # or fields of the struct the program takes
+    # object = "kfunc_call_test_subprog"  # the object that holds it, where several do
     # alone = true            # load this program alone (the default for SEC("?...")):
                               # its object's other programs stay unloaded
     # rejected = "R0 cannot write into rdonly_mem"  # the verifier must refuse it, thus
@@ -86,6 +87,7 @@ class TestRun:
     rejected: str | None = None
     log: str | None = None
     error: str | None = None
+    object: str | None = None  # which object holds the program, where several have one
 
     def data(self) -> bytes:
         """The packet (``data_in``): the exact bytes, a named packet, or a frame."""
@@ -122,7 +124,8 @@ class TestRun:
             parse_hex(t.ctx, f"{where}.ctx") if isinstance(t.ctx, str) else t.ctx
         )
         data = None if t.data is None else parse_hex(t.data, f"{where}.data")
-        return cls(t.program, t.retval, t.packet, data, ctx, t.alone, t.rejected, t.log, t.error)
+        return cls(t.program, t.retval, t.packet, data, ctx, t.alone, t.rejected, t.log, t.error,
+                   t.object)  # fmt: skip
 
 
 @dataclass(frozen=True)

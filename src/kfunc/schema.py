@@ -98,6 +98,7 @@ class RunTestTable(_Table, frozen=True):
     (see :class:`kfunc.project.TestRun`)."""
 
     program: str
+    object: str | None = None  # the object (source file name, no suffix) that holds it
     retval: int | None = None
     packet: _Packet | str = 0  # bytes of an Ethernet frame, or a named one ("pkt_v4")
     data: str | None = None  # the exact packet, hex
