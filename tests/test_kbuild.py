@@ -92,16 +92,21 @@ def test_broken_c_points_at_the_users_file(kernel_612: Kernel, tmp_path: Path) -
     assert "expected expression" in err.value.log
 
 
+@pytest.mark.parametrize("include", ["$(src)/include", "$(PWD)/include"])
 def test_multi_file_module_in_a_subdirectory_builds_as_kbuild_would(
-    kernel_612: Kernel, tmp_path: Path
+    kernel_612: Kernel, tmp_path: Path, include: str
 ) -> None:
     """tests/data/multimod: two objects (multimod-y), ccflags-y with a header
     in include/, a per-object CFLAGS_x.o, and a tracepoint header found
-    through CFLAGS_main.o := -I$(src); each #errors if its flag is missing."""
+    through CFLAGS_main.o := -I$(src); each #errors if its flag is missing.
+    Many kbuild files write $(PWD) where kbuild means $(src): make runs with
+    PWD set to the module's directory, as when its author runs make there."""
     from kfunc.project import Project
 
     repo = tmp_path / "repo"
     shutil.copytree(DATA / "multimod", repo / "src" / "multimod")
+    kbuild = repo / "src" / "multimod" / "Makefile"
+    kbuild.write_text(kbuild.read_text().replace("-I$(src)/include", f"-I{include}"))
     (repo / "Makefile").write_text(LIBBPF_BOOTSTRAP_MAKEFILE)
     source = Project.load(repo).module_source()
     assert source is not None and source.path == repo / "src" / "multimod"

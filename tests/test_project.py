@@ -162,6 +162,8 @@ def test_module_path_and_module_argument(tmp_path: Path) -> None:
         ('[bpf]\nsources = ["../*.c"]\n', None, "bpf.sources[0]: ../*.c: not inside the project"),
         ('[bpf]\ninclude = ["inc"]\n', None, "bpf.include[0]: inc: no such directory"),
         ('[run]\nexpect = "("\n', None, "run.expect: bad regex"),
+        ('[[run.test]]\nprogram = "a b"\nretval = 0\n', None,
+         "run.test[0].program: 'a b' is not a C identifier"),
         ('[module]\nname = "hello"\nprog_types = ["kprobe"]\n'
          '[[kfunc]]\nname = "f"\nproto = "int f(void)"\nbody = ""\n', "{repo}/module",
          "declares a module for kfunc to generate"),

@@ -7,12 +7,14 @@ The plugin's fixtures in a real guest are exercised by examples/*/test_*.py
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import tutorial_repo
 
 from kfunc.kernels.target import DEFAULT_KERNEL
 from kfunc.pytest_plugin import DEFAULT_KERNEL as PLUGIN_DEFAULT
@@ -131,6 +133,21 @@ def test_kfunc_test_table_junit_and_exit_status(tmp_path: Path) -> None:
     # All passing: exit 0.
     (project / "test_mixed.py").write_text("def test_host_ok():\n    pass\n")
     out = run([sys.executable, "-m", "kfunc", "test", str(project)], tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ok: 1 passed" in out.stdout
+
+
+def test_kfunc_test_passes_module_to_the_project_fixture(tmp_path: Path) -> None:
+    """`kfunc test --module DIR`: kfunc_project's module is DIR (two kbuild files otherwise)."""
+    repo = tutorial_repo(tmp_path / "repo")
+    shutil.copytree(repo / "module", repo / "module-v2")
+    (repo / "test_layout.py").write_text(
+        "def test_module(kfunc_project):\n"
+        "    assert kfunc_project.module_dir.name == 'module-v2'\n"
+        "    assert [p.name for p in kfunc_project.bpf_sources] == ['hello.bpf.c']\n"
+    )
+    out = run([sys.executable, "-m", "kfunc", "test", "repo", "--module", "repo/module-v2"],
+              tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ok: 1 passed" in out.stdout
 

@@ -172,6 +172,15 @@ def test_unreadable_toml(tmp_path: Path, content: bytes, message: str) -> None:
     assert message in err.value.message
 
 
+def test_kfunc_toml_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "kfunc.toml")
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path)
+    assert err.value.message == f"{tmp_path / 'kfunc.toml'}: not a regular file"
+
+
 def test_kfunc_toml_that_is_a_directory(tmp_path: Path) -> None:
     (tmp_path / "kfunc.toml").mkdir()
     with pytest.raises(SpecError) as err:

@@ -54,6 +54,7 @@ _NOT_MODULE_SOURCE = re.compile(
 SKIPPED_DIRS = frozenset(("build", "node_modules", "__pycache__"))
 # A module's tree is copied for each build: more files than this is not a module.
 MAX_MODULE_FILES = 2000
+MAX_MODULE_BYTES = 64 << 20
 # A kbuild file larger than this is not one.
 _MAX_KBUILD_SIZE = 1 << 20
 
@@ -92,6 +93,7 @@ def _module_files(path: Path) -> list[Path]:
     """The files of the module whose kbuild file is in ``path``, subdirectories included
     (headers in include/, tracepoint headers), less outputs, hidden and BPF files."""
     files: list[Path] = []
+    size = 0
     for root, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
         for name in sorted(names):
@@ -99,9 +101,11 @@ def _module_files(path: Path) -> list[Path]:
             if name.startswith(".") or _NOT_MODULE_SOURCE.search(name) or not f.is_file():
                 continue
             files.append(f)
-            if len(files) > MAX_MODULE_FILES:
+            size += f.stat().st_size
+            if len(files) > MAX_MODULE_FILES or size > MAX_MODULE_BYTES:
                 raise BuildError(
-                    f"{path}: more than {MAX_MODULE_FILES} files under the module's directory",
+                    f"{path}: more than {MAX_MODULE_FILES} files or {MAX_MODULE_BYTES >> 20} MiB "
+                    "under the module's directory: not a module's sources",
                     fix="put the module in a directory of its own and name it with [module] "
                     "path in kfunc.toml (or --module DIR)",
                 )
@@ -222,7 +226,7 @@ def build_module(
     where = f" (in the {kernel.rootfs} root filesystem)" if kernel.rootfs else ""
     progress.update(" ".join(cmd[:1] + cmd[3:6]) + where)
     try:
-        returncode, output = _run_kbuild(kernel.tool_command(cmd), workdir / ".tmp")
+        returncode, output = _run_kbuild(kernel.tool_command(cmd, cwd=workdir), workdir)
     except BaseException:  # Ctrl-C: no half-built module for the next run
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -243,12 +247,17 @@ def build_module(
     return build
 
 
-def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
-    """Run make in a process group of its own, with its temporary files in ``tmp``.
+def _run_kbuild(cmd: list[str], workdir: Path) -> tuple[int, str]:
+    """Run make in a process group of its own, from the module's copy in ``workdir``,
+    with its temporary files in ``workdir/.tmp``.
 
-    On any exit path (Ctrl-C included) the whole group, make and its compilers,
-    is stopped, and ``tmp`` removed: gcc killed mid-way leaves its ``cc*.s``.
+    make runs there with ``PWD`` set to it, as when its author runs make in the
+    module's directory: kbuild files that say ``-I$(PWD)/include`` (make takes
+    PWD from the environment) find their headers. On any exit path (Ctrl-C
+    included) the whole group, make and its compilers, is stopped, and the
+    temporary directory removed: gcc killed mid-way leaves its ``cc*.s``.
     """
+    tmp = workdir / ".tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         cmd,
@@ -257,7 +266,8 @@ def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
         stdin=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
-        env=dict(os.environ, TMPDIR=str(tmp)),
+        cwd=workdir,
+        env=dict(os.environ, TMPDIR=str(tmp), PWD=str(workdir)),
     )
     try:
         output, _ = proc.communicate()

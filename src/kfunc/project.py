@@ -65,6 +65,7 @@ _TRIGGERS = {"unlink": "unlink"}
 # directories it is not a project (a home directory, a kernel tree).
 MAX_WALK_DIRS = 5000
 _LOOKED_IN = "hidden directories and build/ skipped"
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class Project:
         run = doc.run
         trigger = run.trigger if run else None
         if trigger is None:
-            text = " ".join(p.read_text(errors="replace") for p in bpf)
+            text = " ".join(_head(p) for p in bpf)
             sections = re.findall(r'SEC\("([^"]+)"\)', text)
             trigger = next(
                 (t for word, t in _TRIGGERS.items() for s in sections if word in s), None
@@ -210,7 +211,19 @@ class Project:
             TestRun.from_toml(t, f"{toml}: run.test[{i}]")
             for i, t in enumerate(run.test if run else [])
         )
+        for i, t in enumerate(tests):
+            if not _IDENT.fullmatch(t.program):
+                raise SpecError(
+                    f"{toml}: run.test[{i}].program: {t.program!r} is not a C identifier",
+                    "name the BPF program by its C function name",
+                )
         return cls(path, spec, bpf, trigger, expect, tests, module_dir, tuple(include))
+
+
+def _head(source: Path, limit: int = 4 << 20) -> str:
+    """The first ``limit`` bytes of a BPF source, as text (for its SEC() names)."""
+    with source.open("rb") as f:
+        return f.read(limit).decode(errors="replace")
 
 
 _NOTHING_FIX = (

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -155,6 +156,8 @@ def _load(path: Path) -> dict[str, Any]:
             f"{path}: is a directory", f"{FILE_NAME} must be a file: remove or rename the directory"
         )
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, a device never end
+            raise SpecError(f"{path}: not a regular file", f"make {FILE_NAME} a file")
         with path.open("rb") as f:
             raw = f.read(MAX_SIZE + 1)
     except OSError as exc:
@@ -250,9 +253,15 @@ _EXAMPLES = {
 }
 
 
+# Lists of tables, written as [[...]] entries.
+_TABLE_LISTS = {"kfunc": "[[kfunc]] tables, one per kfunc", "test": "[[run.test]] tables"}
+
+
 def _example(want: str, key_path: str) -> str:
     if want == "a list":
         key = key_path.rsplit(".", 1)[-1]
+        if key in _TABLE_LISTS:
+            return _TABLE_LISTS[key]
         return f"a list in brackets, e.g. {key} = {_LIST_EXAMPLES.get(key, '[...]')}"
     return _EXAMPLES.get(want, want)
 
