@@ -242,3 +242,20 @@ def test_build_takes_the_module_from_the_command_line(kernel_612: Kernel, tmp_pa
     assert "Traceback" not in out.stderr
     out = kfunc("run", "repo", "repo", "--module", "repo/module")
     assert out.returncode == 1 and "names the module of one project, but 2" in out.stderr
+
+
+def test_run_test_events_as_kfunc_run_prints_them() -> None:
+    """The agent's test_run events (a retval, a refusal, an errno) in `kfunc run`'s words."""
+    from kfunc.cli.run import _describe
+
+    def line(**data: object) -> str:
+        return _describe({"step": "test_run", "ok": True, "data": {"program": "p", **data}})
+
+    assert line(retval=12) == "test run p: returned 12"
+    assert line(retval=0, alone=True) == "test run p (loaded alone): returned 0"
+    assert line(rejected="R0 cannot write") == (
+        "test run p: refused by the verifier with 'R0 cannot write'"
+    )
+    assert line(error="EINVAL", retval=-22, alone=True) == (
+        "test run p (loaded alone): failed with EINVAL, as expected"
+    )
