@@ -35,7 +35,7 @@ import pytest
 from conftest import require
 
 from kfunc import selftests
-from kfunc.errors import KfuncError
+from kfunc.errors import KfuncError, LibbpfError
 from kfunc.project import Project, TestRun
 from kfunc.run import _test_step, run_projects
 from kfunc.selftests import (
@@ -73,6 +73,32 @@ def _python_api(session: Any, obj_path: Path, cases: list[KfuncCallCase]) -> dic
                 result = prog.test_run()
             got[case.program] = result.retval
     return got
+
+
+def _python_api_alone(session: Any, obj_path: Path, case: KfuncCallCase) -> str | None:
+    """A failure case through RemoteObject: its program loaded alone (autoload off in
+    its ``SEC("?tc")``), with the verifier's log; what went otherwise, or None."""
+    obj = RemoteObject(session, obj_path)
+    try:
+        obj.load(programs=[case.program], log_level=1)
+    except LibbpfError as exc:
+        if not case.rejected:
+            return f"refused: {exc.message}"
+        return None if case.message and case.message in exc.log else f"log lacks {case.message!r}"
+    with obj:
+        if case.rejected:
+            return "loaded, but the verifier was to refuse it"
+        prog = obj.programs[case.program]
+        loaded = [p.name for p in obj.programs.values() if p.autoload]
+        if loaded != [case.program]:
+            return f"loaded {loaded}, not it alone"
+        if case.message not in prog.log:
+            return f"its log lacks {case.message!r}"
+        try:
+            result = prog.test_run()
+        except LibbpfError as exc:
+            return None if -exc.errno == case.retval else f"run failed with errno {exc.errno}"
+        return f"ran, returned {result.retval}; upstream expects it to fail with {case.retval}"
 
 
 def _as_run_test(case: KfuncCallCase) -> TestRun:
@@ -137,6 +163,11 @@ def test_kfunc_call_selftests(kernel: Any) -> None:
                         f"API {name}:{case.program}: returned {got[case.program]}, "
                         f"upstream expects {case.retval}"
                     )
+        for case in cases:
+            if case.message is not None:
+                went = _python_api_alone(kernel, objects[case.object], case)
+                if went is not None:
+                    problems.append(f"API {case.object}:{case.program}: {went}")
         events = _run_plan(kernel, objects, cases)
         runs = [e for e in events if e["step"] == "test_run"]
         assert len(runs) == len(cases)
