@@ -128,6 +128,8 @@ def _bpf_headers(
         if not up_to_date(types_h, [module.ko]):
             text = dump_module_types_h(module.ko, kernel.vmlinux, module.name)
             write_vmlinux_h(module.ko, types_h, text=text)
+            # kfunc before this header wrote a vmlinux.h of the module's BTF there
+            (types_h.parent / "vmlinux.h").unlink(missing_ok=True)
         headers.append(types_h)
     return headers
 

@@ -73,10 +73,14 @@ def bpf_cflags(
     return flags
 
 
+#: clang's arguments that print its ``#include`` search list (on stderr) and exit.
+INCLUDE_PROBE = ("-v", "-E", "-")
+
+
 @functools.cache
 def system_include_dirs(command: tuple[str, ...]) -> tuple[str, ...]:
-    """The ``#include <...>`` search list of the clang that ``command`` runs (``clang``
-    itself, or clang in a root filesystem), as ``clang -v -E -`` reports it.
+    """The ``#include <...>`` search list that ``command`` reports: ``clang -v -E -``
+    (:data:`INCLUDE_PROBE`), run on the host or in a target's root filesystem.
 
     ``-target bpf`` searches none of the host's dirs, so ``<linux/bpf.h>``
     finds ``/usr/include/linux/types.h`` only with ``-I/usr/include`` and then
@@ -85,8 +89,8 @@ def system_include_dirs(command: tuple[str, ...]) -> tuple[str, ...]:
     list with ``-idirafter``, after every dir of the project's own; so does kfunc.
     """
     try:
-        proc = subprocess.run([*command, "-v", "-E", "-"], input="", capture_output=True,
-                              text=True, timeout=60, check=False)  # fmt: skip
+        proc = subprocess.run(list(command), input="", capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return ()
     dirs: list[str] = []
@@ -141,7 +145,8 @@ def compile_bpf(
         return out
     clang = "clang" if wrap is not None else find_clang()
     out.parent.mkdir(parents=True, exist_ok=True)
-    system = system_include_dirs(tuple(wrap([clang]) if wrap is not None else [clang]))
+    probe = [clang, *INCLUDE_PROBE]
+    system = system_include_dirs(tuple(wrap(probe) if wrap is not None else probe))
     flags = bpf_cflags(include_dirs, arch, system)
     cmd = [clang, *flags, *extra_flags, "-c", str(src), "-o", str(out)]
     if wrap is not None:
