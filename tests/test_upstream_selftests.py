@@ -37,7 +37,7 @@ from conftest import require
 from kfunc import selftests
 from kfunc.errors import KfuncError, LibbpfError
 from kfunc.project import Project, TestRun
-from kfunc.run import _test_step, run_projects
+from kfunc.run import plan_test_run, run_projects
 from kfunc.selftests import (
     KfuncCallCase,
     build_progs,
@@ -128,14 +128,14 @@ def _run_plan(session: Any, objects: dict[str, Path], cases: list[KfuncCallCase]
             group += 1
             steps.append({"op": "bpf_load", "path": staged[path], "attach": False,
                           "group": group})  # fmt: skip
-            steps += [{**_test_step(_as_run_test(c), [path], staged), "group": group}
+            steps += [{**plan_test_run(_as_run_test(c), [path], staged), "group": group}
                       for c in whole]  # fmt: skip
             steps.append({"op": "bpf_close", "path": staged[path], "group": group,
                           "always": True})  # fmt: skip
         for case in mine:
             if case.message is not None:
                 group += 1
-                step = _test_step(_as_run_test(case), [path], staged)
+                step = plan_test_run(_as_run_test(case), [path], staged)
                 assert step["alone"], f'{case.program}: SEC("?...") programs load alone'
                 steps.append({**step, "group": group})
     return session.run_steps(steps, timeout=600)

@@ -30,7 +30,7 @@ from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
 from kfunc.vm.session import SessionClient
 
-__all__ = ["ProjectReport", "RunReport", "run_projects"]
+__all__ = ["ProjectReport", "RunReport", "plan_test_run", "run_projects"]
 
 
 @dataclass
@@ -95,7 +95,7 @@ def _project_steps(
     staged = {obj: str(shutil.copy2(obj, own)) for obj in objects}
     for obj in objects:
         steps.append({"op": "bpf_load", "path": staged[obj]})
-    steps += [_test_step(test, objects, staged) for test in project.tests]
+    steps += [plan_test_run(test, objects, staged) for test in project.tests]
     if project.trigger == "unlink":
         steps.append({"op": "trigger", "kind": "unlink"})
     elif project.trigger:
@@ -110,7 +110,7 @@ def _project_steps(
     return steps
 
 
-def _test_step(test: TestRun, objects: list[Path], staged: dict[Path, str]) -> dict[str, Any]:
+def plan_test_run(test: TestRun, objects: list[Path], staged: dict[Path, str]) -> dict[str, Any]:
     """The agent's ``test_run`` step for one ``[[run.test]]``: the object that holds
     the program, whether to load it alone, and the input as bytes."""
     from kfunc.check import read_bpf_object
