@@ -291,3 +291,29 @@ def test_the_syscall_ctx_laid_out_from_the_programs_btf(kernel_612: Any) -> None
     assert err.value.fix == "name one of: data, size"
     with pytest.raises(KfuncError, match="does not fit in 8 bytes"):
         ctx_from_fields(obj, "kfunc_syscall_test", {"size": 1 << 64})
+
+
+def test_plan_of_run_tests_on_the_selftests_objects(kernel_612: Any) -> None:
+    """What ``kfunc run`` plans for ``[[run.test]]`` entries, before any boot: the object
+    that holds the program, alone for ``SEC("?tc")``, the input as bytes; and the
+    errors of a program two objects have, an unknown object or program."""
+    objects = build_progs(kernel_612, OBJECTS, build_testmod(kernel_612))
+    paths = list(objects.values())
+    staged = {p: f"/guest/{p.name}" for p in paths}
+    step = plan_test_run(TestRun("kfunc_call_test_get_mem_fail_rdonly", rejected="R0"), paths,
+                         staged)  # fmt: skip
+    assert (step["path"], step["alone"]) == ("/guest/kfunc_call_fail.o", True)
+    step = plan_test_run(TestRun("kfunc_syscall_test", 0, ctx={"size": 10}), paths, staged)
+    assert (step["path"], step["alone"]) == ("/guest/kfunc_call_test.o", False)
+    assert step["ctx"] == (bytes(16) + (10).to_bytes(8, "little")).hex()
+    step = plan_test_run(TestRun("kfunc_call_test1", 10, packet="pkt_v4",
+                                 object="kfunc_call_test_subprog"), paths, staged)  # fmt: skip
+    assert step["path"] == "/guest/kfunc_call_test_subprog.o"
+    assert step["data"] == PACKETS["pkt_v4"].hex()
+    with pytest.raises(KfuncError, match="several objects have it") as err:
+        plan_test_run(TestRun("kfunc_call_test1", 12), paths, staged)
+    assert err.value.fix == 'say which: object = "kfunc_call_test"'
+    with pytest.raises(KfuncError, match="no object 'nope'"):
+        plan_test_run(TestRun("kfunc_call_test1", 12, object="nope"), paths, staged)
+    with pytest.raises(KfuncError, match="no program of that name"):
+        plan_test_run(TestRun("kfunc_call_test9", 12), paths, staged)
