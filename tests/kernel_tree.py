@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -31,15 +32,30 @@ _DONE = ".kfunc-tree-built"
 
 
 def tree_dir() -> Path:
-    """Where the tree lives: named by the series and the fragment's content."""
-    digest = hashlib.sha256(FRAGMENT.read_bytes()).hexdigest()[:10]
-    return cache_dir("trees") / f"linux-{SERIES}-{digest}"
+    """Where the tree lives in kfunc's cache."""
+    return cache_dir("trees") / f"linux-{SERIES}"
+
+
+def _fragment_digest() -> str:
+    return hashlib.sha256(FRAGMENT.read_bytes()).hexdigest()[:12]
+
+
+def _built(tree: Path) -> dict[str, object] | None:
+    """The record of the tree's last build, if it was of the current fragment."""
+    try:
+        record = json.loads((tree / _DONE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("fragment") != _fragment_digest():
+        return None
+    return record
 
 
 def kernel_tree() -> Path | None:
-    """The built tree, or None when ``make test-tree`` has not built it yet."""
+    """The built tree, or None when ``make test-tree`` has not built it (for the
+    current fragment) yet."""
     tree = tree_dir()
-    return tree if (tree / _DONE).exists() else None
+    return tree if _built(tree) else None
 
 
 def _unpack(deb: Path, dest: Path) -> None:
@@ -56,13 +72,15 @@ def _unpack(deb: Path, dest: Path) -> None:
 
 
 def build_tree(jobs: int = 2) -> tuple[Path, float]:
-    """Build (or reuse) the tree; returns it and the seconds this call spent building."""
+    """Build (or reuse) the tree; returns it and the seconds this call spent
+    building. A changed fragment reconfigures the tree and builds again what
+    the change touches (kbuild's own dependency tracking)."""
     from kfunc.survey.debian import fetch_source_package
 
     tree = tree_dir()
     with (tree.parent / f".{tree.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (tree / _DONE).exists():
+        if _built(tree):
             return tree, 0.0
         start = time.monotonic()
         if not (tree / "Makefile").exists():
@@ -79,8 +97,10 @@ def build_tree(jobs: int = 2) -> tuple[Path, float]:
         subprocess.run([*make, "olddefconfig"], check=True, stdout=subprocess.DEVNULL)
         _check_config(tree)
         subprocess.run([*make, "bzImage", "modules"], check=True)
-        (tree / _DONE).write_text(f"{time.monotonic() - start:.0f}\n")
-        return tree, time.monotonic() - start
+        seconds = time.monotonic() - start
+        record = {"fragment": _fragment_digest(), "seconds": round(seconds)}
+        (tree / _DONE).write_text(json.dumps(record) + "\n")
+        return tree, seconds
 
 
 def _check_config(tree: Path) -> None:
