@@ -19,10 +19,11 @@ test: deps lint
 	pytest
 
 ## A kernel tree built from Debian's linux-source-6.12 (tinyconfig + what kfunc
-## needs), into kfunc's cache, once: tests/test_local_kernels.py runs the
-## tutorial on it. About 40 min on 2 busy cores; run it before `make test`.
+## needs) into kfunc's cache, once, then the tests that use it (`make test`
+## skips them where the tree is not built).
 test-tree: deps
 	python tests/kernel_tree.py
+	KFUNC_REQUIRE_TREE=1 pytest tests/test_local_kernels.py -k tree
 
 lint: deps
 	ruff check src tests bench
