@@ -1,7 +1,30 @@
-"""``python -m kfunc``: the same as the ``kfunc`` command."""
+"""The ``kfunc`` command and ``python -m kfunc``.
 
+Ctrl-C is honoured from the first line kfunc runs: until a command starts (the
+imports, argument parsing) and after it ends, SIGINT exits at once with status
+130 and one line; while a command runs, it raises KeyboardInterrupt so that
+guests, links and temporary files are cleaned up on the way out (see
+:func:`kfunc.cli.main`).
+"""
+
+import os
+import signal
 import sys
 
-from kfunc.cli import main
 
-sys.exit(main())
+def interrupted(signum: int, frame: object) -> None:
+    """SIGINT where there is nothing to clean up: one line, status 130."""
+    os.write(2, b"interrupted\n")
+    os._exit(130)
+
+
+def run() -> None:
+    """The ``kfunc`` command's entry point."""
+    signal.signal(signal.SIGINT, interrupted)
+    from kfunc.cli import main
+
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -23,6 +23,7 @@ from kfunc.btf import types as bt
 from kfunc.elf import PARSE_ERRORS
 from kfunc.errors import ELFError
 from kfunc.history import PROG_TYPE_HOOK, kfunc_hook_missing
+from kfunc.inputs import check_file, os_error, read_text
 from kfunc.kernels.version import KernelVersion
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
     from kfunc.elf import ElfObject
     from kfunc.libbpf import prog_type_by_section
 
+    check_file(path, "object")
     try:
         with Path(path).open("rb") as f:
             elf = ELFFile(f)
@@ -113,8 +115,17 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
             symtab = elf.get_section_by_name(".symtab")
             if not isinstance(symtab, SymbolTableSection):
                 raise ELFError(f"{path}: no symbol table", "do not strip BPF objects")
+            # Without BTF, which externs are kfuncs (.ksyms) and what they
+            # declare cannot be read: "0 kfunc calls" would be a false ok.
+            missing = [s for s in (".BTF", ".BTF.ext") if elf.get_section_by_name(s) is None]
+            if missing:
+                raise ELFError(
+                    f"{path}: built without -g (no {' and no '.join(missing)} section): its "
+                    "kfunc calls cannot be read",
+                    "compile it with clang -g -O2 -target bpf",
+                )
             obj = ElfObject(path)
-            btf = obj.btf() if obj.has_section(".BTF") else None
+            btf = obj.btf()
             ksyms = set()
             if btf is not None:
                 sec = next((d for d in btf.types(bt.Datasec) if d.name == ".ksyms"), None)
@@ -152,7 +163,7 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
     except PARSE_ERRORS as exc:
         raise ELFError(f"{path}: malformed ELF: {exc}", "rebuild the object") from None
     except OSError as exc:
-        raise ELFError(f"{path}: {exc.strerror}") from None
+        raise os_error(str(path), exc) from None
     unique = tuple(dict.fromkeys(calls))
     return BpfObjectInfo(Path(path), tuple(programs.values()), tuple(sorted(ksyms)), unique)
 
@@ -183,7 +194,7 @@ def module_registrations(sources: list[Path]) -> list[str]:
     found = []
     for src in sources:
         if src.suffix in (".c", ".h"):
-            for m in _REGISTER.finditer(src.read_text(errors="replace")):
+            for m in _REGISTER.finditer(read_text(src, "source", errors="replace")):
                 found.append(m[1].lower())
     return list(dict.fromkeys(found))
 

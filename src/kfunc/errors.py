@@ -69,7 +69,7 @@ class UnsupportedFeatureError(KfuncError):
 class BTFError(KfuncError):
     """Malformed or unexpected BTF; ``offset`` is the byte offset in the blob, if known."""
 
-    def __init__(self, message: str, offset: int | None = None, fix: str | None = None) -> None:
+    def __init__(self, message: str, *, offset: int | None = None, fix: str | None = None) -> None:
         if offset is not None:
             message = f"{message} (at offset {offset:#x})"
         super().__init__(message, fix)

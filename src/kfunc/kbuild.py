@@ -23,6 +23,7 @@ from typing import Any
 
 from kfunc.cache import cache_dir
 from kfunc.errors import BuildError, MissingToolError
+from kfunc.inputs import read_bytes, read_text
 from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.progress import Progress
@@ -76,7 +77,7 @@ class ModuleSource:
         kfuncs = []
         for f in files:
             if f.suffix in (".c", ".h"):
-                for m in _BTF_ID_FLAGS.finditer(f.read_text(errors="replace")):
+                for m in _BTF_ID_FLAGS.finditer(read_text(f, "source", errors="replace")):
                     flags = tuple(x.strip() for x in (m[2] or "").split("|") if x.strip())
                     kfuncs.append((m[1], flags))
         return cls(path, name, files, tuple(kfuncs))
@@ -84,7 +85,7 @@ class ModuleSource:
     def digest(self, kernel: Kernel) -> str:
         h = hashlib.sha256(kernel.release.encode())
         for f in self.files:
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+            h.update(f.name.encode() + b"\0" + read_bytes(f, "source") + b"\0")
         return h.hexdigest()[:16]
 
 

@@ -23,8 +23,10 @@ where a kernel is. A cached ``kfunc ls`` imports none of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from array import array
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from kfunc.btf.kernel import SYS_BTF
 from kfunc.cache import cache_dir, file_identity, read_json, record_name, write_json
 from kfunc.errors import BTFError, ELFError, KfuncError
+from kfunc.inputs import check_file, os_error, read_bytes, read_head
 
 if TYPE_CHECKING:
     from kfunc.btf.parse import BTF
@@ -350,25 +353,21 @@ def _is_elf(path: Path, head: bytes) -> bool:
     return head.startswith(_ELF_MAGIC) or path.suffix in (".xz", ".gz", ".zst")
 
 
-def _read_head(path: Path, size: int = 64) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError as e:
-        raise KfuncError(f"{path}: cannot read: {e.strerror}") from e
-
-
 def _load_btf(path: Path, base: BTF | None) -> tuple[BTF, ElfObject | None]:
     """The BTF of a raw BTF file or of an ELF file's ``.BTF`` (and the ELF)."""
-    if _is_elf(path, _read_head(path)):
-        from kfunc.elf import ElfObject
+    from kfunc.elf import ElfObject
 
+    if not stat.S_ISREG(check_file(path, "elf").st_mode):
+        # A FIFO or a device is read once (up to a module's cap), then told apart.
+        data = read_bytes(path, "btf")
+        if _is_elf(path, data[:4]):
+            elf = ElfObject(path, data)
+            return elf.btf(base, validate=False), elf
+    elif _is_elf(path, read_head(path)):
         elf = ElfObject(path)
         return elf.btf(base, validate=False), elf
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise BTFError(f"BTF {path}: cannot read: {e.strerror}") from e
+    else:
+        data = read_bytes(path, "btf")
     from kfunc.btf.parse import parse_btf
 
     return parse_btf(data, base, name=str(path), validate=False), None
@@ -386,15 +385,20 @@ def file_inventory(
     file keeps its path, size, mtime and first 4 KiB.
     """
     path = _existing(path)
-    base_path = Path(base) if base is not None else default_base(path)
+    base_path = _existing(base) if base is not None else default_base(path)
     keyed = [path] if base_path is None else [path, base_path]
     try:
-        ident = [file_identity(p) for p in keyed]
+        # Only regular files have an identity: a FIFO's content is read once.
+        ident = [file_identity(p) for p in keyed] if all(p.is_file() for p in keyed) else None
     except OSError as e:
-        raise KfuncError(f"{e.filename}: cannot read: {e.strerror}") from e
+        raise os_error(str(e.filename), e) from None
     store = None
-    if cache:
-        store = cache_dir("inventory") / record_name([_CACHE_VERSION, ident])
+    if cache and ident is not None:
+        try:
+            store = cache_dir("inventory") / record_name([_CACHE_VERSION, ident])
+        except KfuncError:  # an unusable cache only costs the next run its speed
+            store = None
+    if store is not None:
         cached = read_json(store)
         if cached and cached.get("version") == _CACHE_VERSION and cached.get("files") == ident:
             return Inventory.from_dict(cached["inventory"])
@@ -404,7 +408,10 @@ def file_inventory(
     kfuncs = elf_kfuncs(elf, btf, owner) if elf else tagged_kfuncs(btf, owner)
     inv = Inventory(str(path), _sorted(kfuncs), helper_count(btf))
     if store is not None:
-        write_json(store, {"version": _CACHE_VERSION, "files": ident, "inventory": inv.to_dict()})
+        with contextlib.suppress(OSError):  # an unusable cache is no error
+            write_json(
+                store, {"version": _CACHE_VERSION, "files": ident, "inventory": inv.to_dict()}
+            )
     return inv
 
 
@@ -412,15 +419,19 @@ def default_base(path: str | os.PathLike[str]) -> Path | None:
     """The base :func:`file_inventory` reads ``path`` over when given none: for a
     .ko, the vmlinux its ``vermagic`` names (:func:`module_base`); else None."""
     path = _existing(path)
-    if _is_elf(path, _read_head(path)) and _looks_like_module(path):
+    if not path.is_file():  # a FIFO or a device: read once, by file_inventory
+        return None
+    if _is_elf(path, read_head(path)) and _looks_like_module(path):
         return module_base(path)
     return None
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
+    """``path``, if it is a file kfunc may read BTF from (see :mod:`kfunc.inputs`)."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise KfuncError(f"{path}: no such file", "pass a BTF file, a vmlinux or a .ko")
+    check_file(path, "elf")
     return path
 
 
@@ -471,7 +482,7 @@ def host_inventory(module: str | None = None) -> Inventory:
     if not vmlinux.exists():
         raise BTFError(
             f"{vmlinux}: not found: the running kernel has no BTF",
-            "pick a kernel with --kernel VER, or a file with --btf FILE",
+            fix="pick a kernel with --kernel VER, or a file with --btf FILE",
         )
     if not module_btf:
         return file_inventory(vmlinux)
@@ -479,7 +490,7 @@ def host_inventory(module: str | None = None) -> Inventory:
     if not path.exists():
         raise BTFError(
             f"{path}: no BTF for module {module!r}: not loaded, or built without BTF",
-            "load it first, or read its .ko with --ko FILE",
+            fix="load it first, or read its .ko with --ko FILE",
         )
     return file_inventory(path, vmlinux)
 

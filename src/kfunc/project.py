@@ -26,6 +26,7 @@ from typing import Any
 
 from kfunc.codegen import generate
 from kfunc.errors import KfuncError
+from kfunc.inputs import read_text
 from kfunc.kbuild import ModuleSource
 from kfunc.spec import ModuleSpec, load_spec
 
@@ -99,7 +100,7 @@ class Project:
         data: dict[str, Any] = {}
         if toml.exists():
             try:
-                data = tomllib.loads(toml.read_text())
+                data = tomllib.loads(read_text(toml, "toml"))
             except tomllib.TOMLDecodeError as exc:
                 raise KfuncError(f"{toml}: {exc}", "fix the TOML syntax") from None
         spec = load_spec(toml) if "module" in data else None
@@ -118,7 +119,7 @@ class Project:
         run = data.get("run", {})
         trigger = run.get("trigger")
         if trigger is None:
-            text = " ".join(p.read_text(errors="replace") for p in bpf)
+            text = " ".join(read_text(p, "source", errors="replace") for p in bpf)
             sections = re.findall(r'SEC\("([^"]+)"\)', text)
             trigger = next(
                 (t for word, t in _TRIGGERS.items() for s in sections if word in s), None

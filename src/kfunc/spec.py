@@ -35,6 +35,7 @@ from typing import Any
 
 from kfunc.errors import KfuncError
 from kfunc.history import PROG_TYPE_HOOK
+from kfunc.inputs import read_text
 from kfunc.kf_flags import KF_FLAGS
 
 __all__ = ["KfuncSpec", "ModuleSpec", "SpecError", "load_spec"]
@@ -189,7 +190,7 @@ def load_spec(path: Path | str) -> ModuleSpec:
     if path.is_dir():
         path = path / "kfunc.toml"
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text(path, "toml"))
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file", "run `kfunc new NAME` to start one") from None
     except tomllib.TOMLDecodeError as exc:

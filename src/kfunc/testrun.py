@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfunc.errors import KfuncError
+from kfunc.inputs import read_text
 
 __all__ = ["TestMatrix", "TestResult", "project_kernels", "run_tests"]
 
@@ -71,7 +72,7 @@ def project_kernels(path: Path) -> list[str]:
     toml = (path if path.is_dir() else path.parent) / "kfunc.toml"
     if toml.exists():
         try:
-            data = tomllib.loads(toml.read_text())
+            data = tomllib.loads(read_text(toml, "toml"))
         except tomllib.TOMLDecodeError as exc:
             raise KfuncError(f"{toml}: {exc}", "fix the TOML syntax") from None
         kernels = data.get("test", {}).get("kernels")

@@ -8,9 +8,11 @@ argparse is imported.
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import os
+import signal
 import sys
 
 from kfunc.cli import answers
@@ -22,6 +24,7 @@ from kfunc.errors import KfuncError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -64,12 +67,31 @@ def _help_formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=columns - 2)
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``argv``, only the command it names is fully registered."""
+class _UsageError(Exception):
+    """A command line argparse refuses, when the error must be JSON."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+def build_parser(
+    argv: list[str] | None = None, json_errors: bool = False
+) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the command it names is fully registered.
+    With ``json_errors``, a usage error raises :class:`_UsageError` instead of
+    printing argparse's usage lines."""
     import argparse
     from functools import partial
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            if json_errors:
+                raise _UsageError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
+            super().error(message)
+
+    parser = Parser(
         prog="kfunc",
         description="Author, build, load and test eBPF kfuncs defined in kernel modules.",
         formatter_class=_help_formatter,
@@ -79,7 +101,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         dest="command",
         required=True,
         metavar="COMMAND",
-        parser_class=partial(argparse.ArgumentParser, formatter_class=_help_formatter),
+        parser_class=partial(Parser, formatter_class=_help_formatter),
     )
     # Only the chosen command is registered in full: `kfunc --help` and a typo
     # need the one-line helps alone, not every command's imports (~150 ms).
@@ -125,27 +147,119 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     try:
         if _chosen(argv) in _REPLAYED and answers.replay(argv):
+            sys.stdout.flush()
             return 0
     except BrokenPipeError:
         return _reader_left()
-    args = build_parser(argv).parse_args(argv)
-    args.argv = argv  # for commands that store their answer
-    _configure_logging(args.command, args.verbose)
+    except OSError as exc:
+        return _failed(_os_error(exc), json_errors=False)
+    # `survey --json FILE` names an output file; elsewhere --json is the format.
+    json_errors = "--json" in argv and _chosen(argv) != "survey"
     try:
-        return int(args.func(args))
+        args = build_parser(argv, json_errors).parse_args(argv)
+    except _UsageError as exc:
+        return _failed(KfuncError(exc.message, exc.fix), json_errors=True, status=2)
+    args.argv = argv  # for commands that store their answer
+    json_errors = getattr(args, "json", None) is True
+    _configure_logging(args.command, args.verbose)
+    # While the command runs, Ctrl-C raises KeyboardInterrupt: context managers
+    # stop guests and remove temporary files on the way out.
+    previous = _sigint(signal.default_int_handler)
+    try:
+        status = int(args.func(args))
+        sys.stdout.flush()
+        return status
     except KfuncError as exc:
-        from kfunc.cli.output import print_error
-
-        print_error(exc)
-        return 1
+        return _failed(exc, json_errors)
     except KeyboardInterrupt:
-        print("\ninterrupted: stopped the guest and cleaned up", file=sys.stderr)
+        _sigint(previous)
+        print("interrupted: stopped and cleaned up", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return _reader_left()
+    except OSError as exc:
+        return _failed(_os_error(exc), json_errors)
+    except UnicodeError as exc:
+        return _failed(
+            KfuncError(f"text that is not UTF-8: {exc}", "pass UTF-8 text (files, arguments)"),
+            json_errors,
+        )
+    except MemoryError:
+        return _failed(
+            KfuncError("out of memory", "pass smaller inputs, or free memory"), json_errors
+        )
+    finally:
+        _sigint(previous)
+
+
+def _sigint(handler: Any) -> Any:
+    """Set SIGINT's handler (where Python allows: the main thread); return the old one."""
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (main called from a test's thread)
+        return handler
+
+
+#: The fix for an OSError, by errno, when nothing more precise caught it.
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space, or write somewhere else",
+    errno.EDQUOT: "free disk space, or write somewhere else",
+    errno.EACCES: "check the permissions of the path, or use another",
+    errno.EPERM: "check the permissions of the path, or use another",
+    errno.EROFS: "write somewhere writable",
+    errno.ENAMETOOLONG: "use a shorter name or path",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "check the path: a part of it is not a directory",
+    errno.EISDIR: "pass a file, not a directory",
+    errno.ELOOP: "fix the symlink loop",
+    errno.EEXIST: "remove it, or pick another name",
+}
+
+
+def _os_error(exc: OSError) -> KfuncError:
+    """An OSError nothing else explained, as one line: the path and the reason."""
+    where = exc.filename if exc.filename is not None else "writing output"
+    fix = _OS_FIXES.get(exc.errno or 0, "check the path and the disk, then run again")
+    if exc.filename is not None and ("HOME" in os.environ or "KFUNC_CACHE" in os.environ):
+        from kfunc.cache import cache_root
+
+        if os.fspath(exc.filename).startswith(cache_root()):
+            fix = "set KFUNC_CACHE to a writable directory (e.g. KFUNC_CACHE=/var/tmp/kfunc)"
+    return KfuncError(f"{where}: {exc.strerror or exc}", fix)
+
+
+def _failed(exc: KfuncError, json_errors: bool, status: int = 1) -> int:
+    """Report ``exc``: one JSON object on stdout with --json (``ok``: false,
+    ``error``, ``fix``), else the error and fix lines on stderr. Output that
+    could not be written is dropped first."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        _drop_stdout()
+    if json_errors:
+        import json
+
+        try:
+            print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))
+            sys.stdout.flush()
+            return status
+        except OSError:
+            _drop_stdout()
+    import contextlib
+
+    from kfunc.cli.output import print_error
+
+    with contextlib.suppress(OSError):  # stderr is gone too: the status says it
+        print_error(exc)
+    return status
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what is buffered for it can no longer be written."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _reader_left() -> int:
     """`kfunc ls | head`: the reader left; say nothing more."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _drop_stdout()
     return 141

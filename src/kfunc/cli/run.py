@@ -45,14 +45,10 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     projects = [Project.load(path) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
-    try:
-        report = run_projects(
-            projects, args.kernel, progress, timeout=args.timeout, use_kept=not args.boot
-        )
-    except KfuncError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))
-        raise
+    # An error is reported by kfunc.cli, as JSON with --json.
+    report = run_projects(
+        projects, args.kernel, progress, timeout=args.timeout, use_kept=not args.boot
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
