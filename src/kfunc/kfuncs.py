@@ -385,7 +385,11 @@ def file_inventory(
     file keeps its path, size, mtime and first 4 KiB.
     """
     path = _existing(path)
-    base_path = _existing(base) if base is not None else default_base(path)
+    if base is not None:
+        base_path: Path | None = _existing(base)
+        _check_base(path, base_path)
+    else:
+        base_path = default_base(path)
     keyed = [path] if base_path is None else [path, base_path]
     try:
         # Only regular files have an identity: a FIFO's content is read once.
@@ -404,6 +408,8 @@ def file_inventory(
             return Inventory.from_dict(cached["inventory"])
     base_btf = _load_btf(base_path, None)[0] if base_path is not None else None
     btf, elf = _load_btf(path, base_btf)
+    if base_path is not None and elf is not None:
+        _check_sets_resolved(path, base_path, elf, btf)
     owner = VMLINUX if base_btf is None else module_name(path)
     kfuncs = elf_kfuncs(elf, btf, owner) if elf else tagged_kfuncs(btf, owner)
     inv = Inventory(str(path), _sorted(kfuncs), helper_count(btf))
@@ -446,6 +452,63 @@ def _looks_like_module(path: Path) -> bool:
 
 
 _VERMAGIC = re.compile(rb"vermagic=(\S+)")
+# init/version.c's linux_banner: "Linux version <release> (<builder>) ...".
+_BANNER = re.compile(rb"Linux version (\S+) \(")
+
+
+def module_release(elf: ElfObject) -> str | None:
+    """The release a module was built for: the first word of its ``vermagic``."""
+    m = _VERMAGIC.search(elf.section(".modinfo")) if elf.has_section(".modinfo") else None
+    return m.group(1).decode(errors="replace") if m else None
+
+
+def vmlinux_release(path: Path) -> str | None:
+    """The release of the kernel whose vmlinux ``path`` is, where it says: the
+    running kernel's for its ``/sys/kernel/btf/vmlinux``, the ``linux_banner``
+    in an ELF vmlinux's ``.rodata``; None for other raw BTF (it names no release)."""
+    from kfunc.elf import ElfObject
+
+    if path.resolve() == (SYS_BTF / VMLINUX).resolve():
+        return os.uname().release
+    if not path.is_file() or not _is_elf(path, read_head(path)):
+        return None
+    elf = ElfObject(path)
+    m = _BANNER.search(elf.section(".rodata")) if elf.has_section(".rodata") else None
+    return m.group(1).decode(errors="replace") if m else None
+
+
+def _check_base(path: Path, base: Path) -> None:
+    """Refuse a --base from another kernel than the module ``path`` was built for:
+    its split BTF read over it would name the wrong types (and list no kfuncs)."""
+    from kfunc.elf import ElfObject
+
+    if not (path.is_file() and _is_elf(path, read_head(path)) and _looks_like_module(path)):
+        return
+    built_for = module_release(ElfObject(path))
+    base_release = vmlinux_release(base)
+    if built_for and base_release and built_for != base_release:
+        raise KfuncError(
+            f"{path}: built for kernel {built_for}, but the base {base} is the vmlinux of "
+            f"kernel {base_release}",
+            f"pass the vmlinux of {built_for} with --base, or no --base to let kfunc find it",
+        )
+
+
+def _check_sets_resolved(path: Path, base: Path, elf: ElfObject, btf: BTF) -> None:
+    """Where the base names no release (raw BTF): refuse it if none of the module's
+    kfunc set ids names a FUNC over it, as happens over another kernel's BTF."""
+    from kfunc.btf import format as fmt
+
+    ids = [e.btf_id for s in kfunc_sets(_elf_sets(elf, btf)) for e in s.entries if e.btf_id]
+    if ids and not any(
+        btf.start_id <= i < len(btf) and btf.kind(i) == fmt.BTF_KIND_FUNC for i in ids
+    ):
+        release = module_release(elf)
+        raise KfuncError(
+            f"{path}: none of its {len(ids)} kfunc set ids names a function over the base "
+            f"{base}: the base is another kernel's BTF",
+            f"pass the vmlinux of {release or 'the kernel it was built for'} with --base",
+        )
 
 
 def module_base(path: Path) -> Path:
@@ -455,14 +518,12 @@ def module_base(path: Path) -> Path:
     from kfunc.elf import ElfObject
     from kfunc.kernels.target import get_kernel
 
-    elf = ElfObject(path)
-    m = _VERMAGIC.search(elf.section(".modinfo")) if elf.has_section(".modinfo") else None
-    if m is None:
+    release = module_release(ElfObject(path))
+    if release is None:
         raise ELFError(
             f"{path}: no vermagic in .modinfo to tell which kernel it was built for",
             "pass its vmlinux BTF with --base",
         )
-    release = m.group(1).decode()
     if release == os.uname().release and (SYS_BTF / VMLINUX).exists():
         return SYS_BTF / VMLINUX
     try:
