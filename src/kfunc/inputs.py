@@ -39,11 +39,14 @@ __all__ = [
     "CHUNK",
     "InputError",
     "check_file",
+    "decode",
     "decompress",
+    "os_error",
     "read_bytes",
     "read_head",
     "read_stream",
     "read_text",
+    "shown",
 ]
 
 MiB = 1 << 20
@@ -102,8 +105,14 @@ def _too_big(name: str, kind: str, size: int | None) -> InputError:
     )
 
 
+def shown(name: str, limit: int = 160) -> str:
+    """``name`` for a message: a path of 100 000 characters is cut, saying so."""
+    return name if len(name) <= limit else f"{name[:limit]}... ({len(name)} characters)"
+
+
 def os_error(name: str, exc: OSError, fix: str | None = None) -> InputError:
     """``exc`` (raised reading ``name``) as one line with a fix."""
+    name = shown(name)
     reason = exc.strerror or str(exc)
     if fix is None:
         fix = {
@@ -123,21 +132,21 @@ def check_file(path: str | os.PathLike[str], kind: str) -> os.stat_result:
     files pass: they are read up to the cap (see :func:`read_bytes`)."""
     name = os.fspath(path)
     if "\0" in name:
-        raise InputError(f"{name!r}: a path with a NUL byte", "pass a real file name")
+        raise InputError(f"{shown(repr(name))}: a path with a NUL byte", "pass a real file name")
     try:
         st = os.stat(name)
     except OSError as exc:
         if exc.errno == 2 and os.path.islink(name):
             raise InputError(
-                f"{name}: a dangling symlink (to {os.readlink(name)})", "fix or remove the link"
+                f"{shown(name)}: a dangling symlink (to {os.readlink(name)})", "fix or remove the link"
             ) from None
         raise os_error(name, exc) from None
     except ValueError:  # an embedded NUL byte, through os.PathLike
-        raise InputError(f"{name!r}: not a usable path", "pass a real file name") from None
+        raise InputError(f"{shown(repr(name))}: not a usable path", "pass a real file name") from None
     if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{name}: a directory, not {_WHAT[kind]}", f"pass {_WHAT[kind]}")
+        raise InputError(f"{shown(name)}: a directory, not {_WHAT[kind]}", f"pass {_WHAT[kind]}")
     if stat.S_ISREG(st.st_mode) and st.st_size > CAPS[kind]:
-        raise _too_big(name, kind, st.st_size)
+        raise _too_big(shown(name), kind, st.st_size)
     return st
 
 
@@ -152,7 +161,7 @@ def read_stream(f: BinaryIO, kind: str, name: str, cap: int | None = None) -> by
                 return bytes(buf)
             buf += chunk
             if len(buf) > cap:
-                raise _too_big(name, kind, None)
+                raise _too_big(shown(name), kind, None)
     except OSError as exc:
         raise os_error(name, exc) from None
 

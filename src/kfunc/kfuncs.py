@@ -444,7 +444,13 @@ def _existing(path: str | os.PathLike[str]) -> Path:
 def host_files(module: str | None = None) -> list[Path]:
     """The files :func:`host_inventory` reads: vmlinux's BTF, then ``module``'s."""
     vmlinux = SYS_BTF / VMLINUX
-    return [vmlinux] if module is None else [vmlinux, SYS_BTF / module.replace("-", "_")]
+    if module is None:
+        return [vmlinux]
+    if not module or "/" in module or module in (".", "..") or "\0" in module:
+        raise KfuncError(
+            f"module {module!r}: not a module name", "pass a module's name, e.g. nf_conntrack"
+        )
+    return [vmlinux, SYS_BTF / module.replace("-", "_")]
 
 
 def _looks_like_module(path: Path) -> bool:

@@ -42,10 +42,23 @@ def check_not_input(
 @contextmanager
 def open_output(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:
     """A file to write ``path``'s new content to; on success it replaces
-    ``path`` (through a symlink, its target), on failure it is removed."""
+    ``path`` (through a symlink, its target), on failure it is removed. A
+    device or FIFO is written directly."""
     target = os.path.realpath(os.fspath(path))
     if os.path.isdir(target):
         raise KfuncError(f"{os.fspath(path)}: a directory", "name a file to write")
+    if os.path.exists(target) and not os.path.isfile(target):
+        # A device or a FIFO (/dev/stdout, /dev/null, a pipe) is written in
+        # place: renaming a file over it would replace the device node.
+        try:
+            with open(target, mode, **kwargs) as f:  # type: ignore[call-overload]
+                yield f
+            return
+        except OSError as exc:
+            raise KfuncError(
+                f"{os.fspath(path)}: cannot write: {exc.strerror or exc}",
+                "write to a regular file with free space",
+            ) from None
     directory, name = os.path.split(target)
     tmp = os.path.join(directory, f".{name[:200]}.{os.getpid()}.tmp")
     try:

@@ -218,7 +218,9 @@ _OS_FIXES = {
 
 def _os_error(exc: OSError) -> KfuncError:
     """An OSError nothing else explained, as one line: the path and the reason."""
-    where = exc.filename if exc.filename is not None else "writing output"
+    from kfunc.inputs import shown
+
+    where = shown(os.fsdecode(exc.filename)) if exc.filename is not None else "writing output"
     fix = _OS_FIXES.get(exc.errno or 0, "check the path and the disk, then run again")
     if exc.filename is not None and ("HOME" in os.environ or "KFUNC_CACHE" in os.environ):
         from kfunc.cache import cache_root
