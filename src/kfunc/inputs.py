@@ -138,11 +138,14 @@ def check_file(path: str | os.PathLike[str], kind: str) -> os.stat_result:
     except OSError as exc:
         if exc.errno == 2 and os.path.islink(name):
             raise InputError(
-                f"{shown(name)}: a dangling symlink (to {os.readlink(name)})", "fix or remove the link"
+                f"{shown(name)}: a dangling symlink (to {shown(os.readlink(name))})",
+                "fix or remove the link",
             ) from None
         raise os_error(name, exc) from None
     except ValueError:  # an embedded NUL byte, through os.PathLike
-        raise InputError(f"{shown(repr(name))}: not a usable path", "pass a real file name") from None
+        raise InputError(
+            f"{shown(repr(name))}: not a usable path", "pass a real file name"
+        ) from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{shown(name)}: a directory, not {_WHAT[kind]}", f"pass {_WHAT[kind]}")
     if stat.S_ISREG(st.st_mode) and st.st_size > CAPS[kind]:
