@@ -24,9 +24,13 @@ def interrupted(signum: int, frame: object) -> None:
     os._exit(130)
 
 
+# At once, on import: both entry points (the `kfunc` script imports this
+# module, `python -m kfunc` runs it) get here before importing anything more.
+_signal.signal(_signal.SIGINT, interrupted)
+
+
 def run() -> None:
     """The ``kfunc`` command's entry point."""
-    _signal.signal(_signal.SIGINT, interrupted)
     from kfunc.cli import main
 
     sys.exit(main())

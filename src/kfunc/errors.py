@@ -27,10 +27,13 @@ __all__ = [
 class KfuncError(Exception):
     """Base of every error kfunc reports to a user."""
 
+    #: The fix of an error of this class raised without one.
+    default_fix: str | None = None
+
     def __init__(self, message: str, fix: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.fix = fix
+        self.fix = fix or self.default_fix
 
     def __str__(self) -> str:
         if self.fix:
@@ -69,6 +72,10 @@ class UnsupportedFeatureError(KfuncError):
 class BTFError(KfuncError):
     """Malformed or unexpected BTF; ``offset`` is the byte offset in the blob, if known."""
 
+    default_fix = (
+        "pass intact BTF: /sys/kernel/btf/*, a .BTF section dump, or an ELF file with .BTF"
+    )
+
     def __init__(self, message: str, *, offset: int | None = None, fix: str | None = None) -> None:
         if offset is not None:
             message = f"{message} (at offset {offset:#x})"
@@ -78,6 +85,8 @@ class BTFError(KfuncError):
 
 class ELFError(KfuncError):
     """Malformed ELF, or an ELF file without the sections kfunc needs."""
+
+    default_fix = "pass an intact ELF file: a .ko, a vmlinux or a BPF object"
 
 
 class BuildError(KfuncError):

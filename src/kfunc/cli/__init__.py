@@ -164,15 +164,19 @@ def _run(argv: list[str]) -> int:
     _configure_logging(args.command, args.verbose)
     # While the command runs, Ctrl-C raises KeyboardInterrupt: context managers
     # stop guests and remove temporary files on the way out.
+    # Once it has stopped, the start-up handler is back (for the `kfunc`
+    # command: exit 130 at once), also while an error is being reported.
     previous = _sigint(signal.default_int_handler)
     try:
-        status = int(args.func(args))
-        sys.stdout.flush()
-        return status
+        try:
+            status = int(args.func(args))
+            sys.stdout.flush()
+            return status
+        finally:
+            _sigint(previous)
     except KfuncError as exc:
         return _failed(exc, json_errors)
     except KeyboardInterrupt:
-        _sigint(previous)
         print("interrupted: stopped and cleaned up", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -188,14 +192,12 @@ def _run(argv: list[str]) -> int:
         return _failed(
             KfuncError("out of memory", "pass smaller inputs, or free memory"), json_errors
         )
-    finally:
-        _sigint(previous)
 
 
 def _sigint(handler: Any) -> Any:
     """Set SIGINT's handler (where Python allows: the main thread); return the old one."""
     try:
-        return signal.signal(signal.SIGINT, handler)
+        return signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
     except ValueError:  # not the main thread (main called from a test's thread)
         return handler
 
@@ -236,8 +238,9 @@ def _failed(exc: KfuncError, json_errors: bool, status: int = 1) -> int:
     could not be written is dropped first."""
     try:
         sys.stdout.flush()
-    except OSError:
+    except OSError:  # stdout cannot be written: the error goes to stderr
         _drop_stdout()
+        json_errors = False
     if json_errors:
         import json
 
