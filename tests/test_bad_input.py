@@ -204,16 +204,15 @@ def kernels_files() -> dict[str, str]:
 
     out = {}
     for series, key in (("6.1", "K61"), ("6.12", "K612")):
-        found = cached_kernels(series, None)
-        if not found:
+        for k in cached_kernels(series, None):
+            mods = k.root / "lib" / "modules" / k.release / "kernel" / "net" / "netfilter"
+            ko = next(iter(sorted(mods.glob("nf_conntrack.ko*"))), None)
+            if ko is not None and k.vmlinux.is_file():
+                out[f"{key}_KO"] = str(ko)
+                out[f"{key}_VMLINUX"] = str(k.vmlinux)
+                break
+        else:
             return {}
-        k = found[0]
-        mods = k.root / "lib" / "modules" / k.release / "kernel" / "net" / "netfilter"
-        ko = next(iter(sorted(mods.glob("nf_conntrack.ko*"))), None)
-        if ko is None:
-            return {}
-        out[f"{key}_KO"] = str(ko)
-        out[f"{key}_VMLINUX"] = str(k.vmlinux)
     return out
 
 
@@ -1155,22 +1154,68 @@ _token = st.one_of(
 ).filter(lambda t: t not in _NEVER)
 
 
+#: Examples per run: 30 keep the test ~15 s; KFUNC_FUZZ_EXAMPLES=1000 for a hunt.
+FUZZ_EXAMPLES = int(os.environ.get("KFUNC_FUZZ_EXAMPLES", "30"))
+
+
+def _grammar(command: str) -> tuple[list[tuple[str, int]], int]:
+    """``command``'s options (each with how many values it takes, -1: some) and
+    its number of positionals, read from kfunc's own parser."""
+    import argparse
+
+    from kfunc.cli import build_parser
+
+    parser = build_parser([command])
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options, positionals = [], 0
+    for action in sub.choices[command]._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        takes = 0 if action.nargs == 0 else 1 if action.nargs in (None, "?") else -1
+        if action.option_strings:
+            options.append((action.option_strings[-1], takes))
+        elif isinstance(action, argparse._SubParsersAction):
+            options += [(name, 0) for name in action.choices]
+        else:
+            positionals += 1
+    return options, positionals
+
+
+#: Read once, at collection: a strategy must not import (tempfile seeds `random`).
+_GRAMMARS = {command: _grammar(command) for command in _SUBCOMMANDS}
+_value = st.one_of(st.sampled_from(_PATHS), _token)
+
+
+@st.composite
+def _command_line(draw: st.DrawFn) -> list[str]:
+    """A command line of one subcommand, mostly shaped as its parser accepts."""
+    command = draw(st.sampled_from(_SUBCOMMANDS))
+    options, positionals = _GRAMMARS[command]
+    argv = [command]
+    for _ in range(draw(st.integers(0, 4))):
+        option, takes = draw(st.sampled_from(options)) if options else ("--json", 0)
+        argv.append(option)
+        argv += [draw(_value) for _ in range(takes if takes >= 0 else draw(st.integers(1, 3)))]
+    argv += [draw(_value) for _ in range(draw(st.integers(0, positionals + 1)))]
+    if draw(st.booleans()) and draw(st.booleans()):
+        argv += draw(st.lists(_token, max_size=3))  # and some noise
+    return [a for a in argv if a not in _NEVER]
+
+
 @settings(
-    max_examples=20,
+    max_examples=FUZZ_EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
-    command=st.sampled_from(_SUBCOMMANDS),
-    args=st.lists(_token, max_size=6),
+    argv=_command_line(),
     magic=st.sampled_from(_MAGICS),
     content=st.binary(max_size=2048),
     toml=st.text(max_size=200),
 )
 def test_random_command_lines(
     tmp_path_factory: pytest.TempPathFactory,
-    command: str,
-    args: list[str],
+    argv: list[str],
     magic: bytes,
     content: bytes,
     toml: str,
@@ -1184,7 +1229,7 @@ def test_random_command_lines(
         (work / name).write_bytes(magic + content)
     (work / "p" / "kfunc.toml").write_text(toml)
     env = _environment(Case("x", (), 0), root)
-    out = run_kfunc([command, *args], cwd=work, logs=root, env=env, stdin=content)
+    out = run_kfunc(argv, cwd=work, logs=root, env=env, stdin=content)
     assert "Traceback" not in out.stderr, out.stderr
     assert out.status in (0, 1, 2, 130), (out.status, out.stderr[-2000:])
     assert out.rss_mb < 200, f"peak RSS {out.rss_mb:.0f} MB"
