@@ -12,7 +12,6 @@ import errno
 import gc
 import importlib
 import os
-import signal
 import sys
 
 from kfunc.cli import answers
@@ -166,6 +165,8 @@ def _run(argv: list[str]) -> int:
     # stop guests and remove temporary files on the way out.
     # Once it has stopped, the start-up handler is back (for the `kfunc`
     # command: exit 130 at once), also while an error is being reported.
+    import signal  # not before: it costs enum (~3-10 ms) to the replay of `kfunc ls`
+
     previous = _sigint(signal.default_int_handler)
     try:
         try:
@@ -196,6 +197,8 @@ def _run(argv: list[str]) -> int:
 
 def _sigint(handler: Any) -> Any:
     """Set SIGINT's handler (where Python allows: the main thread); return the old one."""
+    import signal
+
     try:
         return signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
     except ValueError:  # not the main thread (main called from a test's thread)
