@@ -31,7 +31,7 @@ from elftools.elf.sections import SymbolTableSection
 
 from kfunc.btf.parse import BTF, parse_btf
 from kfunc.errors import ELFError
-from kfunc.inputs import CAPS, check_file, decompress, os_error, read_bytes
+from kfunc.inputs import CAPS, InputError, check_file, decompress, os_error, read_bytes
 from kfunc.kf_flags import kf_flag_names
 
 __all__ = ["BTFIdEntry", "BTFIdSet", "ElfObject"]
@@ -92,6 +92,12 @@ class ElfObject:
         module is decompressed up to its cap, a regular file is mapped (a large
         vmlinux stays out of memory until read), a special file is read up to
         a module's cap."""
+        try:
+            return self._open_bounded(data)
+        except InputError as exc:  # this class's callers expect ELFError
+            raise ELFError(exc.message, exc.fix) from None
+
+    def _open_bounded(self, data: bytes | None) -> ELFFile:
         stream: BinaryIO
         name = str(self.path)
         if data is None:
