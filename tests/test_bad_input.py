@@ -572,7 +572,7 @@ CASES: list[Case] = [
         1,
         ("no rule explains",),
         stdin=b"x\n",
-        env={"HOME": None, "KFUNC_CACHE": None},
+        env={"HOME": None, "KFUNC_CACHE": None, "XDG_CACHE_HOME": "/proc/none"},
     ),
     # -- new --------------------------------------------------------------------------
     Case("new-255", ("new", LONG), 1, ("File name too long",), after=_absent(LONG)),
@@ -1045,6 +1045,11 @@ def test_bad_input(case: Case, outcomes: dict[str, Outcome], kernels_files: dict
 
 def test_corpus_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 100
+    # A row without KFUNC_CACHE must not reach the user's real cache (HOME
+    # unset falls back to the password database's home).
+    for c in CASES:
+        if "KFUNC_CACHE" in c.env and c.env["KFUNC_CACHE"] is None:
+            assert c.env.get("XDG_CACHE_HOME") or c.env.get("HOME"), c.id
     assert len({c.id for c in CASES}) == len(CASES)
     commands = {c.argv[0] for c in CASES if c.argv and not c.argv[0].startswith("-")}
     from kfunc.cli import _COMMANDS
