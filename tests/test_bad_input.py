@@ -92,8 +92,6 @@ class Outcome:
     work: Path
 
 
-PROJECT = "fixed on branch project (the kfunc.toml schema): remove this mark after merging it"
-
 # --- inputs that take some making ------------------------------------------------
 
 BPF_C = """\
@@ -596,27 +594,33 @@ CASES: list[Case] = [
         "toml-directory",
         ("build", "p"),
         1,
-        ("kfunc.toml: a directory",),
+        ("kfunc.toml: is a directory",),
         {"p/kfunc.toml": "@mkdir"},
     ),
     Case("toml-syntax", ("build", "p"), 1, ("fix the TOML syntax",), {"p/kfunc.toml": "[module\n"}),
-    Case("toml-huge", ("build", "p"), 1, ("over the 1 MiB",), {"p/kfunc.toml": "@copy:big.toml"}),
-    Case("toml-dev-zero", ("build", "p"), 1, ("1 MiB",), {"p/kfunc.toml": "@link:/dev/zero"}),
+    Case(
+        "toml-huge", ("build", "p"), 1, ("larger than 1 MiB",), {"p/kfunc.toml": "@copy:big.toml"}
+    ),
+    Case(
+        "toml-dev-zero",
+        ("build", "p"),
+        1,
+        ("not a regular file",),
+        {"p/kfunc.toml": "@link:/dev/zero"},
+    ),
     Case(
         "toml-retval-abc",
         ("build", "p"),
         1,
         ("run.test[0].retval",),
         {"p/kfunc.toml": spec(tail='[[run.test]]\nprogram = "add"\nretval = "abc"\n')},
-        xfail=PROJECT,
     ),
     Case(
         "toml-packet-big",
         ("build", "p"),
         1,
-        ("run.test[0].packet",),
-        {"p/kfunc.toml": spec(tail='[[run.test]]\nprogram = "add"\npacket = "big"\n')},
-        xfail=PROJECT,
+        ("run.test[0].packet: no packet named 'big'",),
+        {"p/kfunc.toml": spec(tail='[[run.test]]\nprogram = "add"\nretval = 0\npacket = "big"\n')},
     ),
     Case(
         "toml-run-5",
@@ -624,7 +628,6 @@ CASES: list[Case] = [
         1,
         ("run: ",),
         {"p/kfunc.toml": "run = 5\n" + SPEC_OK},
-        xfail=PROJECT,
     ),
     Case(
         "toml-flagz",
@@ -632,7 +635,6 @@ CASES: list[Case] = [
         1,
         ("kfunc[0].flagz: unknown key (did you mean flags?)",),
         {"p/kfunc.toml": spec('flagz = ["KF_RCU"]')},
-        xfail=PROJECT,
     ),
     Case(
         "toml-prog-type-typo",
@@ -640,7 +642,6 @@ CASES: list[Case] = [
         1,
         ("prog_type", "did you mean prog_types?"),
         {"p/kfunc.toml": spec('prog_type = ["tracing"]')},
-        xfail=PROJECT,
     ),
     Case(
         "toml-optional-string",
@@ -648,7 +649,6 @@ CASES: list[Case] = [
         1,
         ("kfunc[0].optional",),
         {"p/kfunc.toml": spec('optional = "false"')},
-        xfail=PROJECT,
     ),
     Case(
         "toml-flags-string",
@@ -656,7 +656,6 @@ CASES: list[Case] = [
         1,
         ("kfunc[0].flags",),
         {"p/kfunc.toml": spec('flags = "KF_RCU"')},
-        xfail=PROJECT,
     ),
     Case(
         "toml-proto-extra-c",
@@ -669,7 +668,6 @@ CASES: list[Case] = [
                 'proto = "u64 demo_add(u64 a); int evil(void) { return 0; } u64 demo_add(u64 a)"',
             )
         },
-        xfail=PROJECT,
     ),
     Case(
         "toml-kfunc-int",
@@ -681,7 +679,6 @@ CASES: list[Case] = [
                 "demo_add(", "int("
             )
         },
-        xfail=PROJECT,
     ),
     Case(
         "toml-module-vmlinux",
@@ -689,7 +686,6 @@ CASES: list[Case] = [
         1,
         ("module.name", "vmlinux"),
         {"p/kfunc.toml": spec(module="vmlinux")},
-        xfail=PROJECT,
     ),
     Case(
         "toml-module-60",
@@ -697,7 +693,6 @@ CASES: list[Case] = [
         1,
         ("module.name", "55"),
         {"p/kfunc.toml": spec(module="m" * 60)},
-        xfail=PROJECT,
     ),
     Case(
         "toml-empty",
@@ -705,12 +700,13 @@ CASES: list[Case] = [
         1,
         ("kfunc.toml", "empty"),
         {"p/kfunc.toml": ""},
-        xfail=PROJECT,
     ),
     Case(
         "toml-valid-no-fetch", ("build", "p"), 1, ("not found on PATH",), {"p/kfunc.toml": SPEC_OK}
     ),
-    Case("run-toml-dir", ("run", "p"), 1, ("kfunc.toml: a directory",), {"p/kfunc.toml": "@mkdir"}),
+    Case(
+        "run-toml-dir", ("run", "p"), 1, ("kfunc.toml: is a directory",), {"p/kfunc.toml": "@mkdir"}
+    ),
     # -- survey -----------------------------------------------------------------------
     Case(
         "survey-empty-tree",

@@ -98,7 +98,7 @@ class ElfObject:
             raise ELFError(exc.message, exc.fix) from None
 
     def _open_bounded(self, data: bytes | None) -> ELFFile:
-        stream: BinaryIO
+        stream: BinaryIO | mmap.mmap
         name = str(self.path)
         if data is None:
             compressed = self.path.suffix in _COMPRESSED
@@ -109,7 +109,7 @@ class ElfObject:
                 try:
                     with open(self.path, "rb") as f:
                         stream = (
-                            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # type: ignore[assignment]
+                            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
                             if st.st_size
                             else io.BytesIO()
                         )
@@ -120,7 +120,9 @@ class ElfObject:
                 data = decompress(data, self.path.suffix, name)
             stream = io.BytesIO(data)
         with self._errors():
-            return ELFFile(stream)
+            # pyelftools only reads, seeks and tells; its stubs ask for IO[bytes],
+            # which an mmap is not.
+            return ELFFile(stream)  # type: ignore[arg-type]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

@@ -38,6 +38,7 @@ __all__ = [
     "CAPS",
     "CHUNK",
     "InputError",
+    "TooBigError",
     "check_file",
     "decode",
     "decompress",
@@ -92,16 +93,23 @@ class InputError(KfuncError):
     over its size cap, unreadable, or not text where text is needed."""
 
 
+class TooBigError(InputError):
+    """An input over the cap of its kind; ``cap`` is that cap in bytes."""
+
+    def __init__(self, message: str, fix: str, cap: int) -> None:
+        super().__init__(message, fix)
+        self.cap = cap
+
+
 def _mib(n: int) -> str:
     return f"{n / MiB:.0f} MiB" if n >= MiB else f"{n} bytes"
 
 
-def _too_big(name: str, kind: str, size: int | None) -> InputError:
+def _too_big(name: str, kind: str, size: int | None) -> TooBigError:
     cap = f"the {_mib(CAPS[kind])} kfunc reads as {_WHAT[kind]}"
     how = f"{_mib(size)}, over {cap}" if size is not None else f"more than {cap}"
-    return InputError(
-        f"{name}: {how}",
-        f"pass {_WHAT[kind]} (is this the right file?)",
+    return TooBigError(
+        f"{name}: {how}", f"pass {_WHAT[kind]} (is this the right file?)", CAPS[kind]
     )
 
 
@@ -215,6 +223,7 @@ def decompress(data: bytes, suffix: str, name: str, kind: str = "module") -> byt
     ``.gz``, ``.zst``), refused as soon as the output passes the kind's cap."""
     cap = CAPS[kind]
     step: Callable[[bytes, int], bytes]
+    errors: tuple[type[Exception], ...]
     if suffix == ".xz":
         import lzma
 
@@ -253,7 +262,7 @@ def decompress(data: bytes, suffix: str, name: str, kind: str = "module") -> byt
 
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
         try:
-            return read_stream(reader, kind, f"{name} (decompressed)")  # type: ignore[arg-type]
+            return read_stream(reader, kind, f"{name} (decompressed)")
         except zstandard.ZstdError as exc:
             raise InputError(
                 f"{name}: cannot decompress: {exc}",

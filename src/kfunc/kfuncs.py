@@ -385,8 +385,9 @@ def file_inventory(
     file keeps its path, size, mtime and first 4 KiB.
     """
     path = _existing(path)
+    base_path: Path | None
     if base is not None:
-        base_path: Path | None = _existing(base)
+        base_path = _existing(base)
         _check_base(path, base_path)
     else:
         base_path = default_base(path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 from kfunc.errors import KfuncError
 
@@ -40,7 +40,9 @@ def check_not_input(
 
 
 @contextmanager
-def open_output(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:
+def open_output(
+    path: str | os.PathLike[str], mode: str = "w", **kwargs: object
+) -> Iterator[IO[Any]]:
     """A file to write ``path``'s new content to; on success it replaces
     ``path`` (through a symlink, its target), on failure it is removed. A
     device or FIFO is written directly."""

@@ -82,13 +82,19 @@ def build_parser(
     With ``json_errors``, a usage error raises :class:`_UsageError` instead of
     printing argparse's usage lines."""
     import argparse
-    from functools import partial
 
     class Parser(argparse.ArgumentParser):
         def error(self, message: str) -> NoReturn:
             if json_errors:
                 raise _UsageError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
             super().error(message)
+
+    class CommandParser(Parser):
+        """A command's parser, with kfunc's help formatter."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _help_formatter)
+            super().__init__(**kwargs)
 
     parser = Parser(
         prog="kfunc",
@@ -100,7 +106,7 @@ def build_parser(
         dest="command",
         required=True,
         metavar="COMMAND",
-        parser_class=partial(Parser, formatter_class=_help_formatter),
+        parser_class=CommandParser,
     )
     # Only the chosen command is registered in full: `kfunc --help` and a typo
     # need the one-line helps alone, not every command's imports (~150 ms).
