@@ -80,6 +80,9 @@ class Case:
     after: Callable[[Path], None] | None = None
     #: "kernels": needs the 6.1 and 6.12 kernels in kfunc's cache (files only)
     needs: str | None = None
+    #: the child's RLIMIT_FSIZE (prlimit): a write past it fails with EFBIG,
+    #: as on a full disk
+    fsize: int | None = None
 
 
 @dataclass
@@ -237,6 +240,8 @@ def spec(extra_kfunc: str = "", *, module: str = "demo", tail: str = "") -> str:
 def _unchanged(name: str, asset: str) -> Callable[[Path], None]:
     def check(work: Path) -> None:
         assert (work / name).read_bytes() == (work / asset).read_bytes(), f"{name} was changed"
+        temporaries = [p.name for p in work.iterdir() if p.name.endswith(".tmp")]
+        assert not temporaries, f"left behind: {temporaries}"
 
     return check
 
@@ -470,6 +475,15 @@ CASES: list[Case] = [
         ("No space left",),
         stdout="/dev/full",
     ),
+    Case(
+        "header-o-disk-full",
+        ("header", "--btf", "{A}/vmlinux.btf", "-o", "out.h"),
+        1,
+        ("out.h: cannot write: File too large",),
+        {"out.h": "@copy:k.bpf.c"},
+        fsize=4096,
+        after=_unchanged("out.h", "out.orig"),
+    ),
     Case("header-sparse", ("header", "--btf", "{A}/sparse.bin"), 1, ("2048 MiB",)),
     # -- diff -------------------------------------------------------------------------
     Case("diff-dev-zero", ("diff", "/dev/zero", "host"), 1, ("64 MiB",)),
@@ -573,15 +587,28 @@ CASES: list[Case] = [
         env={"HOME": None, "KFUNC_CACHE": None, "XDG_CACHE_HOME": "/proc/none"},
     ),
     # -- new --------------------------------------------------------------------------
-    Case("new-255", ("new", LONG), 1, ("File name too long",), after=_absent(LONG)),
+    Case(
+        "new-255", ("new", LONG), 1, ("255 characters, over the kernel's 55",), after=_absent(LONG)
+    ),
     Case("new-dangling", ("new", "x"), 1, ("dangling symlink",), {"x": "@link:nowhere"}),
     Case("new-exists", ("new", "x"), 1, ("already exists",), {"x": "@mkdir"}),
     Case("new-unwritable", ("new", "x"), 1, ("cannot create",), cwd="/proc"),
     Case("new-digit", ("new", "1x"), 1, ("not a valid module name",), after=_absent("1x")),
     Case("new-empty", ("new", ""), 1, ("not a valid module name",)),
     Case("new-slash", ("new", "a/b"), 1, ("not a valid module name",), after=_absent("a")),
-    Case("new-huge", ("new", HUGE), 1, ("File name too long",)),
+    Case("new-huge", ("new", HUGE), 1, ("100000 characters",)),
+    Case(
+        "new-vmlinux",
+        ("new", "vmlinux"),
+        1,
+        ("'vmlinux' is the kernel's own",),
+        after=_absent("vmlinux"),
+    ),
+    Case("new-keyword", ("new", "int"), 1, ("'int' is a C keyword",), after=_absent("int")),
     Case("new-ok", ("new", "demo"), 0, ("created demo/",)),
+    Case(
+        "new-disk-full", ("new", "demo"), 1, ("File too large",), fsize=300, after=_absent("demo")
+    ),
     # -- kfunc.toml (build reads it before anything else) --------------------------------
     Case(
         "toml-not-utf8",
@@ -889,6 +916,7 @@ def run_kfunc(
     stdin: bytes | str | None = None,
     stdout: str | None = None,
     timeout: float = TIMEOUT,
+    fsize: int | None = None,
 ) -> Outcome:
     """``python -m kfunc ARGV`` as its own child; its peak RSS from ``os.wait4``."""
     out_path, err_path = logs / "stdout", logs / "stderr"
@@ -908,8 +936,9 @@ def run_kfunc(
     elif isinstance(stdin, bytes):
         inp = subprocess.PIPE
     with open(err_path, "wb") as err:
+        limit = [] if fsize is None else ["/usr/bin/prlimit", f"--fsize={fsize}"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kfunc", *argv],
+            [*limit, sys.executable, "-m", "kfunc", *argv],
             cwd=cwd,
             env=env,
             stdin=inp,
@@ -964,6 +993,7 @@ def _run_case(case: Case, base: Path, values: dict[str, str], assets: Path) -> O
         env=_environment(case, root),
         stdin=case.stdin,
         stdout=case.stdout,
+        fsize=case.fsize,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kfunc.errors import KfuncError
+from kfunc.spec import module_name_problem
 
 __all__ = ["DEFAULT_KERNELS", "scaffold"]
 
@@ -145,6 +146,9 @@ def scaffold(name: str, parent: Path | str = ".", kernels: Sequence[str] = DEFAU
             f"kfunc new: {name!r} is not a valid module name",
             "use lower-case letters, digits and underscores, not starting with a digit",
         )
+    problem = module_name_problem(name)
+    if problem is not None:  # what kfunc.toml's schema would refuse later
+        raise KfuncError(f"kfunc new: {problem}", "pick another module name")
     path = Path(parent) / name
     if os.path.lexists(path):
         dangling = " (a dangling symlink)" if path.is_symlink() and not path.exists() else ""
