@@ -182,8 +182,23 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
         info.size = 20 * MiB
         tar.addfile(info, _Zeros(info.size))
     (a / "notatar.tar.xz").write_bytes(noise)
+    (a / "bomb.deb").write_bytes(_deb_with_changelog(_zeros_compressed(".gz", 20 * MiB)))
     os.link(a / "vmlinux.btf", a / "hardlink.btf")
     return a
+
+
+def _deb_with_changelog(changelog_gz: bytes) -> bytes:
+    """A Debian package (an ar archive) whose data.tar holds ``changelog_gz``."""
+    import io
+
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w") as tar:
+        info = tarfile.TarInfo("./usr/share/doc/linux-source-6.12/changelog.Debian.gz")
+        info.size = len(changelog_gz)
+        tar.addfile(info, io.BytesIO(changelog_gz))
+    data = tar_bytes.getvalue()
+    header = f"{'data.tar':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode()
+    return b"!<arch>\n" + header + data + b"\n" * (len(data) & 1)
 
 
 class _Zeros:
@@ -749,6 +764,12 @@ CASES: list[Case] = [
         ("survey", "--tree", "{A}/notatar.tar.xz"),
         1,
         ("cannot read as a source tarball",),
+    ),
+    Case(
+        "survey-deb-changelog-bomb",
+        ("survey", "--tree", "{A}/bomb.deb"),
+        1,
+        ("changelog.Debian.gz (decompressed)", "16 MiB"),
     ),
     Case("survey-tar-bomb", ("survey", "--tree", "{A}/tree.tar.xz"), 1, ("over the 16 MiB",)),
     Case("survey-btf-dev-zero", ("survey", "--btf", "/dev/zero"), 1, ("64 MiB",)),

@@ -32,7 +32,13 @@ from kfunc.errors import KfuncError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import BinaryIO
+    from typing import Protocol
+
+    class Readable(Protocol):
+        """What :func:`read_stream` reads: a file, a tar member, a decompressor."""
+
+        def read(self, size: int, /) -> bytes: ...
+
 
 __all__ = [
     "CAPS",
@@ -83,7 +89,7 @@ _WHAT = {
     "object": "a BPF object",
     "log": "a verifier log",
     "toml": "a kfunc.toml",
-    "source": "a C source",
+    "source": "a source file",
 }
 
 #: Reads go this many bytes at a time: Ctrl-C is seen between two of them.
@@ -163,7 +169,7 @@ def check_file(path: str | os.PathLike[str], kind: str) -> os.stat_result:
     return st
 
 
-def read_stream(f: BinaryIO, kind: str, name: str, cap: int | None = None) -> bytes:
+def read_stream(f: Readable, kind: str, name: str, cap: int | None = None) -> bytes:
     """Everything ``f`` holds, read a chunk at a time; refused past the cap."""
     cap = CAPS[kind] if cap is None else cap
     buf = bytearray()

@@ -12,7 +12,6 @@ decompression and a few megabytes of memory.
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import tarfile
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from kfunc.errors import KfuncError
-from kfunc.inputs import CAPS, read_bytes, read_text
+from kfunc.inputs import CAPS, decompress, read_bytes, read_stream, read_text
 from kfunc.progress import Progress
 from kfunc.survey.dates import release_date
 from kfunc.survey.helpers import helpers_from_header
@@ -213,7 +212,9 @@ def _read_deb(path: Path, f: BinaryIO, progress: Progress) -> SourceTree:
                 if name.endswith("/changelog.Debian.gz") and entry.isfile():
                     raw = outer.extractfile(entry)
                     if raw is not None:
-                        changelog = _decode(gzip.decompress(raw.read()))
+                        # A changelog is ~1 MB; a .deb is the user's: bounded.
+                        packed = read_stream(raw, "source", f"{path}: {name}")
+                        changelog = _decode(decompress(packed, ".gz", f"{path}: {name}", "source"))
                 elif re.fullmatch(r"usr/src/linux-source-[^/]+\.tar(\.\w+)?", name):
                     inner_f = outer.extractfile(entry)
                     if inner_f is None:
