@@ -499,6 +499,13 @@ CASES: list[Case] = [
         fsize=4096,
         after=_unchanged("out.h", "out.orig"),
     ),
+    Case(
+        "header-o-eacces",
+        ("header", "--btf", "{A}/vmlinux.btf", "-o", "/sys/kernel/x.h"),
+        1,
+        ("/sys/kernel/x.h: cannot write: Permission denied",),
+    ),
+    Case("new-eperm", ("new", "x"), 1, ("Operation not permitted",), cwd="/sys/kernel"),
     Case("header-sparse", ("header", "--btf", "{A}/sparse.bin"), 1, ("2048 MiB",)),
     # -- diff -------------------------------------------------------------------------
     Case("diff-dev-zero", ("diff", "/dev/zero", "host"), 1, ("64 MiB",)),
