@@ -35,6 +35,7 @@ from kfunc.project import Project
 
 __all__ = [
     "ProjectBuild",
+    "api_problems",
     "build_bpf",
     "build_project",
     "check_module",
@@ -180,20 +181,64 @@ def build_bpf(
     return objects
 
 
+def api_problems(source: ModuleSource, kernel: Kernel) -> list[Problem]:
+    """The kfunc API names a hand-written module uses that the target's headers lack
+    (and the module does not define itself): kbuild would fail on each."""
+    from kfunc.codegen.shims import api_missing
+    from kfunc.csource import read_module_c
+    from kfunc.kernels.facts import header_macros
+
+    c = read_module_c(source.files)
+    missing = api_missing(c.words, header_macros(kernel) | c.defines)
+    if not missing:
+        return []
+    names = ", ".join(f"{n} ({a.since.series})" for a in missing for n in a.names if n in c.words)
+    newest = max(a.since for a in missing)
+    return [
+        Problem(
+            f"module {source.name} uses the kfunc API of Linux {newest.series}: {names}; "
+            f"Linux {kernel.version}'s headers define none of these, so kbuild would fail",
+            f"write the shims with `kfunc compat -o {source.path / 'compat.h'}` and add "
+            '#include "compat.h" after the kernel headers',
+            "",
+        )
+    ]
+
+
 def build_project(
     project: Project, kernel: Kernel, progress: Progress | None = None
 ) -> ProjectBuild:
-    """Build ``project`` for ``kernel``; CheckError when it cannot work there."""
+    """Build ``project`` for ``kernel``; CheckError when it cannot work there.
+
+    Everything that can be known before a boot is checked, and every problem
+    found is told at once: the module's registrations and kfunc API (a module
+    whose API the target lacks is not given to kbuild), its kfunc names against
+    the target's, and each program's kfunc calls and attach target.
+    """
+    from kfunc.attach_targets import missing_attach_targets
+    from kfunc.kernels.facts import vmlinux_names
+    from kfunc.name_clash import name_clashes
+
     progress = progress or Progress()
     source = project.module_source()
     registration = _registration(project, source)
     hooks = kfunc_hooks(kernel)
+    blocking: list[Problem] = []  # told whatever else is found
     with progress.step(f"{project.name}: checking the module against {kernel.version}"):
         warnings, module_problems = check_module(project, registration, kernel, hooks)
+        kfunc_names: list[str] = []
+        api: list[Problem] = []
+        if source is not None:
+            if project.spec is not None:
+                kfunc_names = [k.name for k in project.spec.kfuncs]
+            else:
+                kfunc_names = [name for name, _ in source.kfuncs]
+                api = api_problems(source, kernel)
+            blocking += api + name_clashes(source.name, kfunc_names, kernel, progress)
     for warning in warnings:
         progress.note(warning)
     module = header = None
-    if source is not None:
+    if source is not None and not api:  # a module kbuild would fail on is not built
         with progress.step(f"module {source.name}: kbuild with BTF") as step:
             module = build_module(source, kernel, progress)
             kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
@@ -209,15 +254,33 @@ def build_project(
                 f"BPF {', '.join(o.name for o in built.objects)} compiled against vmlinux.h"
             )
         with progress.step(f"{project.name}: checking kfunc calls against {kernel.version}"):
-            names = [k.name for k in module.kfuncs] if module is not None else []
+            functions, tracepoints = vmlinux_names(kernel)
+            own = _module_functions(module, kernel) if module is not None else set()
             for obj in built.objects:
                 info = read_bpf_object(obj)
                 problems += check_calls(info, kernel.version, hooks)
                 if registration is not None:
-                    problems += check_module_calls(info, names, registration, kernel.version, hooks)
+                    problems += check_module_calls(
+                        info, kfunc_names, registration, kernel.version, hooks
+                    )
+                blocking += missing_attach_targets(
+                    info, kernel.version, functions, tracepoints, own,
+                    source.name if source is not None else None,
+                )  # fmt: skip
     # A program type whose calls were refused need not be told twice.
     refused = {p.prog_type for p in problems}
     problems += [p for p in module_problems if p.prog_type not in refused]
+    problems += blocking
     if problems:
-        raise CheckError([p.message for p in problems], problems[0].fix)
+        fixes = [p.fix for p in problems if p.fix]
+        raise CheckError([p.message for p in problems], "; ".join(dict.fromkeys(fixes)) or None)
     return built
+
+
+def _module_functions(module: ModuleBuild, kernel: Kernel) -> set[str]:
+    """The functions of a built module's own BTF (what fentry and kprobe may attach to)."""
+    from kfunc.btf import types as bt
+    from kfunc.elf import ElfObject
+
+    btf = ElfObject(module.ko).btf(base=ElfObject(kernel.vmlinux).btf())
+    return {t.name for t in btf.types(bt.Func)}

@@ -60,10 +60,17 @@ def _major_version(clang: str) -> int:
     return int(match[1]) if match else 0
 
 
+_MULTIARCH = {"x86": "x86_64", "arm64": "aarch64"}
+
+
 def bpf_cflags(include_dirs: Sequence[str | os.PathLike[str]] = (), arch: str = "x86") -> list[str]:
     """The flags for BPF C: debug info (BTF), -O2, the bpf target, arch and includes."""
     flags = ["-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}"]
     flags += [f"-I{d}" for d in include_dirs]
+    # <linux/bpf.h> includes <asm/types.h>, which Debian keeps in the multiarch
+    # directory, where -target bpf does not look: add it last, as
+    # libbpf-bootstrap's Makefile does.
+    flags += ["-idirafter", f"/usr/include/{_MULTIARCH.get(arch, arch)}-linux-gnu"]
     return flags
 
 

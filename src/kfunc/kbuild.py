@@ -27,10 +27,16 @@ from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.progress import Progress
 
-__all__ = ["BuiltKfunc", "ModuleBuild", "ModuleSource", "build_module", "verify_module"]
+__all__ = [
+    "BuiltKfunc",
+    "ModuleBuild",
+    "ModuleSource",
+    "build_module",
+    "recipes_tabbed",
+    "verify_module",
+]
 
 _OBJ_M = re.compile(r"^\s*obj-m\s*[+:]?=\s*(.+)$", re.M)
-_BTF_ID_FLAGS = re.compile(r"\bBTF_ID_FLAGS\(\s*func\s*,\s*(\w+)\s*(?:,\s*([^)]*))?\)")
 _SKIPPING_BTF = "Skipping BTF generation"
 _DIAGNOSTIC = re.compile(
     r"^(?P<file>[^:\s]+):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<msg>.*)$"
@@ -73,13 +79,9 @@ class ModuleSource:
                 and not _NOT_MODULE_SOURCE.search(p.name)
             )
         )
-        kfuncs = []
-        for f in files:
-            if f.suffix in (".c", ".h"):
-                for m in _BTF_ID_FLAGS.finditer(f.read_text(errors="replace")):
-                    flags = tuple(x.strip() for x in (m[2] or "").split("|") if x.strip())
-                    kfuncs.append((m[1], flags))
-        return cls(path, name, files, tuple(kfuncs))
+        from kfunc.csource import read_module_c
+
+        return cls(path, name, files, read_module_c(files).kfuncs)
 
     def digest(self, kernel: Kernel) -> str:
         h = hashlib.sha256(kernel.release.encode())
@@ -141,6 +143,9 @@ def build_module(
     workdir.mkdir(parents=True)
     for f in source.files:
         shutil.copy2(f, workdir / f.name)
+        if f.name == "Makefile" and (tabbed := recipes_tabbed(f.read_text(errors="replace"))):
+            (workdir / f.name).write_text(tabbed)
+            progress.note(f"{f}: recipe lines indented with spaces; kbuild reads them as tabs")
     cmd = ["make", "-C", str(kernel.build_dir), f"M={workdir}", "-j2", "modules"]
     # An out-of-tree module's BTF is split over a "distilled" copy of the base
     # (.BTF.base) from 6.11 on (pahole >= 1.28: MODULE_PAHOLE_FLAGS; 7.x:
@@ -170,6 +175,26 @@ def build_module(
     build = verify_module(source, kernel, ko, log, cached=False)
     record.write_text(json.dumps(build.to_dict(), indent=2) + "\n")
     return build
+
+
+_RULE = re.compile(r"^[^\s#][^=#]*?(?<![:+?!])::?(?!=)")
+
+
+def recipes_tabbed(makefile: str) -> str | None:
+    """``makefile`` with the recipe lines of its rules indented by a tab where they
+    are indented by spaces (as a Makefile copied from a web page is: make then
+    stops at "missing separator"); None if there are none."""
+    out, in_rule, changed = [], False, False
+    for line in makefile.split("\n"):
+        if _RULE.match(line):
+            in_rule = True
+        elif in_rule and line.startswith(" ") and line.strip():
+            line = "\t" + line.lstrip(" ")
+            changed = True
+        elif line and not line.startswith(("\t", " ")):
+            in_rule = False
+        out.append(line)
+    return "\n".join(out) if changed else None
 
 
 def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
