@@ -26,7 +26,7 @@ from kfunc.check import (
 from kfunc.clang import compile_bpf, find_clang, up_to_date
 from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
 from kfunc.errors import CheckError, MissingToolError
-from kfunc.kbuild import ModuleBuild, ModuleSource, build_module
+from kfunc.kbuild import ModuleBuild, ModuleSource, build_module, kfunc_api_gap
 from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel
 from kfunc.libbpf.vmlinux_h import write_vmlinux_h
@@ -182,27 +182,13 @@ def build_bpf(
 
 
 def api_problems(source: ModuleSource, kernel: Kernel) -> list[Problem]:
-    """The kfunc API names a hand-written module uses that the target's headers lack
-    (and the module does not define itself): kbuild would fail on each."""
-    from kfunc.codegen.shims import api_missing
-    from kfunc.csource import read_module_c
-    from kfunc.kernels.facts import header_macros
-
-    c = read_module_c(source.files)
-    missing = api_missing(c.words, header_macros(kernel) | c.defines)
-    if not missing:
+    """The kfunc API a hand-written module uses and the target's headers lack
+    (see :func:`kfunc.kbuild.kfunc_api_gap`): kbuild would fail on it."""
+    gap = kfunc_api_gap(source, kernel)
+    if gap is None:
         return []
-    names = ", ".join(f"{n} ({a.since.series})" for a in missing for n in a.names if n in c.words)
-    newest = max(a.since for a in missing)
-    return [
-        Problem(
-            f"module {source.name} uses the kfunc API of Linux {newest.series}: {names}; "
-            f"Linux {kernel.version}'s headers define none of these, so kbuild would fail",
-            f"write the shims with `kfunc compat -o {source.path / 'compat.h'}` and add "
-            '#include "compat.h" after the kernel headers',
-            "",
-        )
-    ]
+    message, fix = gap
+    return [Problem(f"{message}, so kbuild would fail", fix, "")]
 
 
 def build_project(

@@ -32,6 +32,7 @@ __all__ = [
     "ModuleBuild",
     "ModuleSource",
     "build_module",
+    "kfunc_api_gap",
     "recipes_tabbed",
     "verify_module",
 ]
@@ -163,6 +164,9 @@ def build_module(
     log = output.replace(str(workdir), str(source.path))
     if returncode != 0 or not ko.exists():
         shutil.rmtree(workdir, ignore_errors=True)
+        gap = kfunc_api_gap(source, kernel)
+        if gap is not None:  # the error is what the kfunc API's history makes of it
+            raise BuildError(f"{_first_error(log, source)}: {gap[0]}", log=log, fix=gap[1])
         raise BuildError(_first_error(log, source), log=log, fix="fix the C source and rebuild")
     if _SKIPPING_BTF in log:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -229,6 +233,28 @@ def _first_error(log: str, source: ModuleSource) -> str:
             return f"{m['file']}:{m['line']}: error: {m['msg']}"
     tail = [ln for ln in log.splitlines() if ln.strip()][-1:] or ["no output"]
     return f"module {source.name}: build failed: {tail[0].strip()}"
+
+
+def kfunc_api_gap(source: ModuleSource, kernel: Kernel) -> tuple[str, str] | None:
+    """(what, fix) when ``source`` uses kfunc API macros that the target's headers
+    lack and the module does not define itself (see
+    :data:`kfunc.codegen.shims.KFUNC_API`); None if it uses none such."""
+    from kfunc.codegen.shims import api_missing
+    from kfunc.csource import read_module_c
+    from kfunc.kernels.facts import header_macros
+
+    c = read_module_c(source.files)
+    missing = api_missing(c.words, header_macros(kernel) | c.defines)
+    if not missing:
+        return None
+    names = ", ".join(f"{n} ({a.since.series})" for a in missing for n in a.names if n in c.words)
+    newest = max(a.since for a in missing)
+    return (
+        f"module {source.name} uses the kfunc API of Linux {newest.series}: {names}; "
+        f"Linux {kernel.version}'s headers define none of these",
+        f"write the shims with `kfunc compat -o {source.path / 'compat.h'}` and add "
+        '#include "compat.h" after the kernel headers',
+    )
 
 
 def verify_module(
