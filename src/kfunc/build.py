@@ -25,7 +25,7 @@ from kfunc.check import (
 )
 from kfunc.clang import compile_bpf, find_clang, up_to_date
 from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
-from kfunc.errors import CheckError, MissingToolError
+from kfunc.errors import BuildError, CheckError, MissingToolError
 from kfunc.kbuild import ModuleBuild, ModuleSource, build_module, kfunc_api_gap
 from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel
@@ -224,7 +224,7 @@ def build_project(
     for warning in warnings:
         progress.note(warning)
     module = header = None
-    if source is not None and not api:  # a module kbuild would fail on is not built
+    if source is not None and not blocking:  # a module that cannot work is not built
         with progress.step(f"module {source.name}: kbuild with BTF") as step:
             module = build_module(source, kernel, progress)
             kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
@@ -235,7 +235,14 @@ def build_project(
     problems: list[Problem] = []
     if project.bpf_sources:
         with progress.step(f"{project.name}: BPF programs, clang") as step:
-            built.objects = build_bpf(project, kernel, progress, module)
+            try:
+                built.objects = build_bpf(project, kernel, progress, module)
+            except BuildError:
+                if not blocking:
+                    raise
+                # Without its module, a program may not compile: the module's
+                # problems are the ones to tell.
+                raise _check_error(blocking) from None
             step.summary = (
                 f"BPF {', '.join(o.name for o in built.objects)} compiled against vmlinux.h"
             )
@@ -258,9 +265,14 @@ def build_project(
     problems += [p for p in module_problems if p.prog_type not in refused]
     problems += blocking
     if problems:
-        fixes = [p.fix for p in problems if p.fix]
-        raise CheckError([p.message for p in problems], "; ".join(dict.fromkeys(fixes)) or None)
+        raise _check_error(problems)
     return built
+
+
+def _check_error(problems: list[Problem]) -> CheckError:
+    """Every problem, and each distinct fix once."""
+    fixes = [p.fix for p in problems if p.fix]
+    return CheckError([p.message for p in problems], "; ".join(dict.fromkeys(fixes)) or None)
 
 
 def _module_functions(module: ModuleBuild, kernel: Kernel) -> set[str]:
