@@ -135,34 +135,12 @@ def compat_header(defined: Iterable[str] | None = None, kernel: str = "") -> str
         "#include <linux/btf.h>",
         "#include <linux/btf_ids.h>",
         "",
+        "",
     ]
     body = api_shims(apis) if apis else ""
-    flags = []
-    for flag in KF_FLAGS:
-        if flag.default_since:
-            flags += [
-                f"#ifndef {flag.name}\t\t/* {flag.default_since}: the default for every kfunc */",
-                f"#define {flag.name} 0",
-                "#endif",
-            ]
-    for name, (fallback, why) in FLAG_SHIMS.items():
-        flags += [
-            f"#ifndef {name}\t\t\t/* {_FLAGS[name].since}; before it, {fallback}: {why} */",
-            f"#define {name} {fallback}",
-            "#endif",
-        ]
-    if defined is not None:
-        flags = _drop_defined(flags, set(defined))
+    names = {f.name for f in KF_FLAGS if f.default_since} | set(FLAG_SHIMS)
+    flags = _flag_fallbacks(names - set(defined or ()))
     return "\n".join(lines) + body + "\n".join(flags) + ("\n" if flags else "") + "#endif\n"
-
-
-def _drop_defined(lines: list[str], defined: set[str]) -> list[str]:
-    out = []
-    for i in range(0, len(lines), 3):
-        name = lines[i].split()[1]
-        if name not in defined:
-            out += lines[i : i + 3]
-    return out
 
 
 #: Flags newer than OLDEST that have a safe fallback: (fallback, why).
@@ -186,7 +164,12 @@ def flag_shims(spec: ModuleSpec) -> str:
     """``#ifndef`` fallbacks for the shimmable flags the spec uses: older kernels'
     missing flags (FLAG_SHIMS), and flags newer kernels dropped because their
     behaviour became the default (KF_TRUSTED_ARGS, 7.0)."""
-    used = {f for k in spec.kfuncs for f in k.flags}
+    lines = _flag_fallbacks({f for k in spec.kfuncs for f in k.flags})
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _flag_fallbacks(used: set[str]) -> list[str]:
+    """The ``#ifndef`` fallback lines of the flags among ``used`` that have one."""
     lines = []
     for flag in KF_FLAGS:
         if flag.default_since and flag.name in used:
@@ -195,15 +178,14 @@ def flag_shims(spec: ModuleSpec) -> str:
                 f"#define {flag.name} 0",
                 "#endif",
             ]
-    for flag, (fallback, why) in FLAG_SHIMS.items():
-        if flag in used:
-            since = _FLAGS[flag].since
+    for name, (fallback, why) in FLAG_SHIMS.items():
+        if name in used:
             lines += [
-                f"#ifndef {flag}\t\t\t/* {since}; before it, {fallback}: {why} */",
-                f"#define {flag} {fallback}",
+                f"#ifndef {name}\t\t\t/* {_FLAGS[name].since}; before it, {fallback}: {why} */",
+                f"#define {name} {fallback}",
                 "#endif",
             ]
-    return "\n".join(lines) + ("\n" if lines else "")
+    return lines
 
 
 def registration_guard(prog_type: str) -> KernelVersion | None:
