@@ -126,3 +126,31 @@ def test_kfunc_build_accepts_bpf_testmod_on_612(
     assert built.module is not None
     names = {k.name for k in built.module.kfuncs}
     assert {"bpf_kfunc_common_test", "bpf_kfunc_call_test1"} <= names
+
+
+def test_common_hook_kfuncs_callable_without_a_hook_of_their_own(
+    tmp_path: Path, kernel_612: Kernel
+) -> None:
+    """On 6.2-6.9 (COMMON, no KPROBE hook), a kprobe program may call a kfunc its
+    module registers for BPF_PROG_TYPE_UNSPEC: the verifier looks in COMMON first."""
+    from kfunc.build import build_bpf
+    from kfunc.check import check_calls, read_bpf_object
+    from kfunc.project import Project
+
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "p.bpf.c").write_text(
+        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n'
+        "extern u64 bpf_kfunc_call_test(u32 a, u64 b, u32 c, u64 d) __ksym;\n"
+        'SEC("kprobe/do_unlinkat") int p(void *ctx) { return bpf_kfunc_call_test(1, 2, 3, 4); }\n'
+        'char LICENSE[] SEC("license") = "GPL";\n'
+    )
+    (obj,) = build_bpf(Project.load(project), kernel_612)
+    info = read_bpf_object(obj)
+    hooks = kfunc_hooks(kernel_612)
+    assert hooks is not None
+    like_69 = hooks - {"KPROBE"}  # 6.9's enum btf_kfunc_hook: COMMON, no KPROBE
+    (problem,) = check_calls(info, kernel_612.version, like_69)
+    assert "calls kfunc bpf_kfunc_call_test" in problem.message
+    assert check_calls(info, kernel_612.version, like_69, ["bpf_kfunc_call_test"]) == []
+    assert check_calls(info, kernel_612.version, like_69 - {"COMMON"}, ["bpf_kfunc_call_test"])

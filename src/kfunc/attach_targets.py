@@ -14,7 +14,7 @@ Where upstream renamed a function, the refusal names the new one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Set
 from dataclasses import dataclass
 
 from kfunc.check import BpfObjectInfo, Problem
@@ -69,21 +69,19 @@ def attach_target(section: str) -> tuple[str, str] | None:
 def missing_attach_targets(
     info: BpfObjectInfo,
     version: KernelVersion,
-    functions: frozenset[str],
-    tracepoints: frozenset[str],
-    module_functions: Iterable[str] = (),
+    functions: Set[str],
+    tracepoints: Set[str],
     module: str | None = None,
 ) -> list[Problem]:
-    """The programs of ``info`` whose attach target the kernel (``functions`` and
-    ``tracepoints`` of its BTF, plus the project module's functions) lacks."""
-    own = set(module_functions)
+    """The programs of ``info`` whose attach target the kernel (the ``functions``
+    and ``tracepoints`` of its BTF and of the project's ``module``) lacks."""
     problems = []
     for prog in info.programs:
         target = attach_target(prog.section)
         if target is None:
             continue
         kind, name = target
-        if kind == "function" and (name in functions or name in own):
+        if kind == "function" and name in functions:
             continue
         if kind == "tracepoint" and name in tracepoints:
             continue

@@ -207,7 +207,7 @@ def build_project(
 
     progress = progress or Progress()
     source = project.module_source()
-    registration = _registration(project, source)
+    registration = reg = _registration(project, source)
     hooks = kfunc_hooks(kernel)
     blocking: list[Problem] = []  # told whatever else is found
     with progress.step(f"{project.name}: checking the module against {kernel.version}"):
@@ -248,16 +248,18 @@ def build_project(
             )
         with progress.step(f"{project.name}: checking kfunc calls against {kernel.version}"):
             functions, tracepoints = vmlinux_names(kernel)
-            own = _module_functions(module, kernel) if module is not None else set()
+            own_funcs, own_tps = _module_names(module, kernel) if module else (set(), set())
+            # The module's kfuncs registered for every program type (UNSPEC).
+            common = [k for k in kfunc_names if reg and "unspec" in reg.types_for(k)]
             for obj in built.objects:
                 info = read_bpf_object(obj)
-                problems += check_calls(info, kernel.version, hooks)
+                problems += check_calls(info, kernel.version, hooks, common)
                 if registration is not None:
                     problems += check_module_calls(
                         info, kfunc_names, registration, kernel.version, hooks
                     )
                 blocking += missing_attach_targets(
-                    info, kernel.version, functions, tracepoints, own,
+                    info, kernel.version, functions | own_funcs, tracepoints | own_tps,
                     source.name if source is not None else None,
                 )  # fmt: skip
     # A program type whose calls were refused need not be told twice.
@@ -275,10 +277,14 @@ def _check_error(problems: list[Problem]) -> CheckError:
     return CheckError([p.message for p in problems], "; ".join(dict.fromkeys(fixes)) or None)
 
 
-def _module_functions(module: ModuleBuild, kernel: Kernel) -> set[str]:
-    """The functions of a built module's own BTF (what fentry and kprobe may attach to)."""
+def _module_names(module: ModuleBuild, kernel: Kernel) -> tuple[set[str], set[str]]:
+    """The functions and tracepoints of a built module's own BTF: what fentry,
+    kprobe, raw_tp and tp_btf programs may attach to once it is in."""
     from kfunc.btf import types as bt
     from kfunc.elf import ElfObject
 
     btf = ElfObject(module.ko).btf(base=ElfObject(kernel.vmlinux).btf())
-    return {t.name for t in btf.types(bt.Func)}
+    prefix = "btf_trace_"
+    funcs = {t.name for t in btf.types(bt.Func)}
+    tps = {t.name[len(prefix) :] for t in btf.types(bt.Typedef) if t.name.startswith(prefix)}
+    return funcs, tps

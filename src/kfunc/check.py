@@ -158,13 +158,19 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
 
 
 def check_calls(
-    info: BpfObjectInfo, version: KernelVersion, hooks: set[str] | None
+    info: BpfObjectInfo,
+    version: KernelVersion,
+    hooks: set[str] | None,
+    common: Iterable[str] = (),
 ) -> list[Problem]:
-    """The calls of ``info`` that cannot work on this kernel."""
+    """The calls of ``info`` that cannot work on this kernel. ``common`` kfuncs are
+    in the common hook (registered for BPF_PROG_TYPE_UNSPEC), which the verifier
+    looks in first for every program type, with a hook of its own or not."""
+    everywhere = set(common) if hooks is None or "COMMON" in hooks else set()
     problems = []
     for call in info.calls:
         prog = call.program
-        if prog.prog_type is None:
+        if prog.prog_type is None or call.kfunc in everywhere:
             continue
         why = kfunc_hook_missing(prog.prog_type, version, hooks)
         if why:

@@ -4,7 +4,8 @@ Two things go wrong with such a name, depending on what already holds it:
 
 - a kfunc of vmlinux (or of a loaded module): the kernel refuses the module's
   set when it registers it, insmod fails with -EINVAL and the kernel log says
-  ``kfunc X (id: N) is already present in vmlinux``;
+  ``kfunc X (id: N) is already present in vmlinux`` (as seen on 6.12); and
+  libbpf resolves a program's extern against vmlinux's BTF before modules';
 - any other function of vmlinux: the module loads, but libbpf resolves a BPF
   program's ``extern ... __ksym`` against vmlinux's BTF first and binds the
   call to vmlinux's function, which is no kfunc: the verifier says "calling
@@ -50,8 +51,9 @@ def name_clashes(
             problems.append(
                 Problem(
                     f"module {module}'s kfunc {name} is already a kfunc of {where} on Linux "
-                    f"{kernel.version}: registering its set fails (insmod: -EINVAL, kernel: "
-                    f"'kfunc {name} (id: N) is already present in {where}')",
+                    f"{kernel.version}: the kernel refuses the module's set (insmod: -EINVAL, "
+                    f"'kfunc {name} (id: N) is already present in {where}'), and libbpf would "
+                    f"bind a program's extern {name} to {where}'s",
                     fix,
                     "",
                 )
