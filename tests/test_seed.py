@@ -99,10 +99,11 @@ def test_kbuild_error_of_the_kfunc_api_is_explained(seed: Path, kernel_61: Kerne
     assert f"kfunc compat -o {seed}/compat.h" in (info.value.fix or "")
 
 
-@pytest.mark.parametrize("series", ["6.1", "6.12"])
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.3"])
 def test_compat_header_builds_the_seed(seed: Path, series: str, request) -> None:
     """`kfunc compat -o compat.h` and one #include: the seed's module builds with BTF."""
-    kernel = request.getfixturevalue({"6.1": "kernel_61", "6.12": "kernel_612"}[series])
+    fixture = {"6.1": "kernel_61", "6.12": "kernel_612", "7.3": "kernel_73"}[series]
+    kernel = request.getfixturevalue(fixture)
     out = kfunc("compat", "-o", str(seed / "compat.h"))
     assert out.returncode == 0, out.stderr
     hello = seed / "hello.c"
@@ -146,6 +147,16 @@ def test_spec_kfunc_named_like_a_vmlinux_kfunc(tmp_path: Path, kernel_612: Kerne
     )
     assert "is already present in vmlinux" in info.value.message
     assert info.value.fix and "rename the kfunc" in info.value.fix
+
+
+def test_kfunc_named_like_a_kfunc_of_an_image_module(kernel_612: Kernel) -> None:
+    """Debian's 6.12 ships nf_conntrack as a module, with its conntrack kfuncs."""
+    from kfunc.name_clash import name_clashes
+
+    (problem,) = name_clashes("mine", ["bpf_ct_insert_entry", "mine_own_kfunc"], kernel_612)
+    assert problem.message.startswith(
+        "module mine's kfunc bpf_ct_insert_entry is already a kfunc of module nf_conntrack"
+    )
 
 
 def test_hand_written_kfunc_named_like_a_vmlinux_function(seed: Path, kernel_612: Kernel) -> None:
