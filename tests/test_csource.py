@@ -154,3 +154,12 @@ def test_common_hook_kfuncs_callable_without_a_hook_of_their_own(
     assert "calls kfunc bpf_kfunc_call_test" in problem.message
     assert check_calls(info, kernel_612.version, like_69, ["bpf_kfunc_call_test"]) == []
     assert check_calls(info, kernel_612.version, like_69 - {"COMMON"}, ["bpf_kfunc_call_test"])
+
+
+def test_if0_and_if1_branches() -> None:
+    from kfunc.survey.cparse import drop_if0
+
+    text = "#if 1\na\n#elif X\nb\n#else\nc\n#endif\n#if 0\nd\n#elif Y\ne\n#else\nf\n#endif\n"
+    kept = [line for line in drop_if0(text).splitlines() if line and not line.startswith("#")]
+    assert kept == ["a", "e", "f"]  # Y's branch and its #else are both read: Y is unknown
+    assert drop_if0(text).count("\n") == text.count("\n")  # line numbers kept

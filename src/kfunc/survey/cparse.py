@@ -50,10 +50,10 @@ def drop_if0(text: str) -> str:
             elif word in ("ifdef", "ifndef"):
                 stack.append((False, None))
             elif word in ("else", "elif") and stack:
+                # After #if 1 every other branch is dead; after #if 0 the next
+                # one is live (an #elif's own condition is not evaluated).
                 literal = stack[-1][1]
-                # #if 0 ... #else: live; #if 1 ... #else: dead; #elif after a
-                # literal is read as live (it is rarely literal itself).
-                stack[-1] = (literal == "1" and word == "else", None if word == "elif" else literal)
+                stack[-1] = (True, "1") if literal == "1" else (False, None)
             elif word == "endif" and stack:
                 stack.pop()
             out.append("" if dead_before else line)
