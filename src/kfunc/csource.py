@@ -32,6 +32,8 @@ _ID_SET = re.compile(r"\bstruct\s+btf_kfunc_id_set\s+(\w+)\s*=\s*\{(.*?)\}\s*;",
 _REGISTER = re.compile(r"\bregister_btf_kfunc_id_set\s*\(")
 _PROG_TYPE = re.compile(r"^BPF_PROG_TYPE_(\w+)$")
 _WORD = re.compile(r"\b\w+\b")
+_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)", re.M)
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.M)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,17 @@ def read_module_c(files: Iterable[Path]) -> ModuleC:
     calls: list[tuple[str, str, str]] = []  # (prog type, id set, where)
     words: set[str] = set()
     defines: set[str] = set()
-    for path in files:
-        if path.suffix not in (".c", ".h"):
-            continue
+    paths = [p for p in files if p.suffix in (".c", ".h")]
+    for path in paths:
         text = c_text(path.read_text(errors="replace"))
         words.update(_WORD.findall(text))
-        defines.update(re.findall(r"^[ \t]*#[ \t]*define[ \t]+(\w+)", text, re.M))
+        defines.update(_DEFINE.findall(text))
+        # A shim header outside the module's directory (#include "../compat.h")
+        # defines macros too.
+        for name in _INCLUDE.findall(text):
+            header = (path.parent / name).resolve()
+            if header.is_file() and header not in paths:
+                defines.update(_DEFINE.findall(c_text(header.read_text(errors="replace"))))
         for m in _SET.finditer(text):
             kfuncs = tuple(
                 (e[1], tuple(f.strip() for f in (e[2] or "").split("|") if f.strip()))
