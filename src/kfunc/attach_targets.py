@@ -30,15 +30,26 @@ class Renamed:
     change: str
 
 
-_NAMEI_RENAME = (
-    "fs/namei.c's do_*() helpers became filename_*() in Al Viro's struct filename "
-    "rework, merged for 7.0"
-)
+# Al Viro's struct filename series (merged for 7.0) made non-consuming
+# variants of fs/namei.c's do_*() helpers under new names.
+def _namei(op: str) -> str:
+    if op in ("unlinkat", "rmdir"):
+        return 'commit e50aae1d39ac, "non-consuming variants of do_{unlinkat,rmdir}()"'
+    return f'Al Viro\'s "non-consuming variant of do_{op}()" commit, 7.0'
+
+
 #: Functions that programs attach to and that upstream renamed: old -> new.
 #: Debian's 7.2 and 7.3 have only the new names; 6.12 only the old ones.
 RENAMED: dict[str, Renamed] = {
-    f"do_{op}": Renamed(f"filename_{op}", KernelVersion(7, 0), _NAMEI_RENAME)
-    for op in ("unlinkat", "rmdir", "mkdirat", "mknodat", "linkat", "symlinkat", "renameat2")
+    **{
+        f"do_{op}": Renamed(f"filename_{op}", KernelVersion(7, 0), _namei(op))
+        for op in ("unlinkat", "rmdir", "mkdirat", "mknodat", "linkat", "symlinkat", "renameat2")
+    },
+    "do_filp_open": Renamed(
+        "do_file_open",
+        KernelVersion(7, 0),
+        'commit 541003b576c3, "rename do_filp_open() to do_file_open()"',
+    ),
 }
 _REVERSED = {r.new: (old, r) for old, r in RENAMED.items()}
 
