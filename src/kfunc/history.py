@@ -46,8 +46,9 @@ PROG_TYPE_HOOK: dict[str, tuple[str, KernelVersion | None]] = {
     "netfilter": ("NETFILTER", None),
     "kprobe": ("KPROBE", KernelVersion(6, 10)),
     # A set registered for BPF_PROG_TYPE_UNSPEC goes to the common hook, whose
-    # kfuncs every program type may call (v6.2, "bpf: Add support for kfunc set
-    # with common btf_ids"); before it, UNSPEC had no hook and registering failed.
+    # kfuncs every program type may call (v6.2, cfe1456440c8 "bpf: Add support for
+    # kfunc set with common btf_ids"); before it, UNSPEC had no hook and
+    # registering failed.
     "unspec": ("COMMON", KernelVersion(6, 2)),
     # These share the tracing hook, from 6.12 on: the enum does not show it.
     "tracepoint": ("TRACING", KernelVersion(6, 12)),

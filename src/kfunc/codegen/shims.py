@@ -44,7 +44,8 @@ OLDEST = KernelVersion(6, 1)
 @dataclass(frozen=True)
 class KfuncApi:
     """Macros of the kfunc API that arrived together: the release, the upstream
-    change that brought them, and the fallback that older kernels understand."""
+    commit that brought them (hash and title), and the fallback that older
+    kernels understand."""
 
     names: tuple[str, ...]
     since: KernelVersion
@@ -57,13 +58,13 @@ KFUNC_API: tuple[KfuncApi, ...] = (
     KfuncApi(
         ("__bpf_kfunc",),
         KernelVersion(6, 3),
-        "bpf: Add __bpf_kfunc tag for marking kernel functions as kfuncs",
+        "57e7c169cd6a bpf: Add __bpf_kfunc tag for marking kernel functions as kfuncs",
         "#define __bpf_kfunc __used noinline\n",
     ),
     KfuncApi(
         ("__bpf_kfunc_start_defs", "__bpf_kfunc_end_defs"),
         KernelVersion(6, 7),
-        "bpf: Add __bpf_kfunc_{start,end}_defs macros",
+        "391145ba2acc bpf: Add __bpf_kfunc_{start,end}_defs macros",
         "#define __bpf_kfunc_start_defs()\t\t\t\t\t\\\n"
         "\t__diag_push();\t\t\t\t\t\t\t\\\n"
         '\t__diag_ignore_all("-Wmissing-prototypes",\t\t\t\\\n'
@@ -73,7 +74,7 @@ KFUNC_API: tuple[KfuncApi, ...] = (
     KfuncApi(
         ("__bpf_hook_start", "__bpf_hook_end"),
         KernelVersion(6, 7),
-        "bpf: Add __bpf_hook_{start,end} macros",
+        "15fb6f2b6c4c bpf: Add __bpf_hook_{start,end} macros",
         "#define __bpf_hook_start()\t\t\t\t\t\t\\\n"
         "\t__diag_push();\t\t\t\t\t\t\t\\\n"
         '\t__diag_ignore_all("-Wmissing-prototypes",\t\t\t\\\n'
@@ -83,14 +84,14 @@ KFUNC_API: tuple[KfuncApi, ...] = (
     KfuncApi(
         ("BTF_KFUNCS_START", "BTF_KFUNCS_END"),
         KernelVersion(6, 9),
-        "bpf: treewide: Annotate BPF kfuncs in BTF",
+        "2747e0ee57c2 bpf: btf: Add BTF_KFUNCS_START/END macro pair",
         "#define BTF_KFUNCS_START(name) BTF_SET8_START(name)\n"
         "#define BTF_KFUNCS_END(name) BTF_SET8_END(name)\n",
     ),
     KfuncApi(
         ("BTF_SET8_KFUNCS",),
         KernelVersion(6, 9),
-        "bpf: treewide: Annotate BPF kfuncs in BTF",
+        "bpf: btf: Support flags for BTF_SET8 sets",
         "#define BTF_SET8_KFUNCS 0\t/* a set8 flag older kernels do not read */\n",
     ),
 )
