@@ -3,8 +3,21 @@
 The module is either hand-written, as in the tutorial (C sources with a
 Kbuild or Makefile: ``obj-m += NAME.o``), or declared in ``kfunc.toml``'s
 ``[module]`` and ``[[kfunc]]`` tables (see :mod:`kfunc.spec`), from which
-kfunc generates it into ``build/``. The BPF programs are the ``*.bpf.c``
-files. ``kfunc.toml``'s ``[run]`` table says how to exercise them::
+kfunc generates it into ``build/``.
+
+Where things are, as real repositories lay them out:
+
+- the hand-written module is in the directory given by ``--module DIR``, else
+  by kfunc.toml's ``[module] path``, else in the one directory of the project
+  tree whose kbuild file (``Kbuild``, else ``Makefile``) has an ``obj-m``
+  line. A Makefile without ``obj-m`` (libbpf-bootstrap's userspace one) is
+  not kbuild's and is ignored.
+- the BPF programs are kfunc.toml's ``[bpf] sources`` (globs), else every
+  ``*.bpf.c`` in the tree; ``[bpf] include`` adds include directories.
+
+The tree walks skip hidden directories and ``build/``, ``node_modules/``,
+``__pycache__/``. kfunc.toml's ``[run]`` table says how to exercise the
+programs::
 
     [run]
     trigger = "unlink"        # or a shell command run in the guest
@@ -18,22 +31,28 @@ files. ``kfunc.toml``'s ``[run]`` table says how to exercise them::
 
 from __future__ import annotations
 
+import os
 import re
-import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kfunc.codegen import generate
-from kfunc.errors import KfuncError
-from kfunc.kbuild import ModuleSource
-from kfunc.spec import ModuleSpec, load_spec
+from kfunc.errors import KfuncError, SpecError
+from kfunc.kbuild import SKIPPED_DIRS, ModuleSource, kbuild_file, kbuild_modules
+from kfunc.schema import FILE_NAME, KfuncToml, read_kfunc_toml
+from kfunc.spec import ModuleSpec, spec_from_toml
 
-__all__ = ["GENERATED_DIR", "Project", "TestRun"]
+__all__ = ["GENERATED_DIR", "Project", "TestRun", "find_modules"]
 
 GENERATED_DIR = "build"
 # Attach points a built-in trigger reaches, by a word in the section name.
 _TRIGGERS = {"unlink": "unlink"}
+# A project tree is walked to find its module and programs: past this many
+# directories it is not a project (a home directory, a kernel tree).
+MAX_WALK_DIRS = 5000
+_LOOKED_IN = "hidden directories and build/ skipped"
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,8 @@ class Project:
     trigger: str | None
     expect: str | None
     tests: tuple[TestRun, ...] = ()
+    module_dir: Path | None = None  # a hand-written module's directory
+    bpf_include: tuple[Path, ...] = ()  # [bpf] include
 
     @property
     def name(self) -> str:
@@ -70,23 +91,23 @@ class Project:
 
     @property
     def has_module(self) -> bool:
-        return self.spec is not None or any(
-            (self.path / f).exists() for f in ("Kbuild", "Makefile")
-        )
+        return self.spec is not None or self.module_dir is not None
 
     def module_source(self) -> ModuleSource | None:
         """The module's sources; a spec'd module is generated into ``build/`` first."""
         if self.spec is not None:
             return ModuleSource.find(generate(self.spec, self.generated_dir))
-        return ModuleSource.find(self.path) if self.has_module else None
+        return ModuleSource.find(self.module_dir) if self.module_dir is not None else None
 
     @property
     def include_dirs(self) -> list[Path]:
         """Where the BPF programs find their headers (the generated kfunc header too)."""
-        return [self.path, self.generated_dir] if self.spec else [self.path]
+        dirs = [self.path, *self.bpf_include]
+        return [*dirs, self.generated_dir] if self.spec else dirs
 
     @classmethod
-    def load(cls, path: Path | str) -> Project:
+    def load(cls, path: Path | str, module: Path | str | None = None) -> Project:
+        """The project in ``path``; ``module`` (``--module DIR``) is its module's directory."""
         path = Path(path)
         if not path.is_dir():
             raise KfuncError(
@@ -95,53 +116,165 @@ class Project:
                 "*.bpf.c programs, e.g. examples/hello",
             )
         path = path.resolve()
-        toml = path / "kfunc.toml"
-        data: dict[str, Any] = {}
-        if toml.exists():
-            try:
-                data = tomllib.loads(toml.read_text())
-            except tomllib.TOMLDecodeError as exc:
-                raise KfuncError(f"{toml}: {exc}", "fix the TOML syntax") from None
-        spec = load_spec(toml) if "module" in data else None
-        bpf = tuple(sorted(path.glob("*.bpf.c")))
-        if (
-            not bpf
-            and spec is None
-            and not (path / "Kbuild").exists()
-            and not (path / "Makefile").exists()
-        ):
-            raise KfuncError(
-                f"{path}: neither a module nor BPF programs",
-                "add a kfunc.toml spec (kfunc new NAME starts one), or module sources with a "
-                "Kbuild file, and *.bpf.c programs",
-            )
-        run = data.get("run", {})
-        trigger = run.get("trigger")
+        toml = path / FILE_NAME
+        doc = read_kfunc_toml(toml) if toml.exists() or toml.is_symlink() else KfuncToml()
+        spec = spec_from_toml(doc, toml)
+        module_dir = _module_dir(path, toml, doc, spec, module)
+        bpf = _bpf_sources(path, toml, doc)
+        if not bpf and spec is None and module_dir is None:
+            raise KfuncError(f"{path}: {_nothing_found(path)}", _NOTHING_FIX)
+        include = []
+        for i, inc in enumerate(doc.bpf.include if doc.bpf else []):
+            d = path / inc
+            if not d.is_dir():
+                raise SpecError(f"{toml}: bpf.include[{i}]: {inc}: no such directory under {path}",
+                                "list directories relative to the project")  # fmt: skip
+            include.append(d.resolve())
+        run = doc.run
+        trigger = run.trigger if run else None
         if trigger is None:
-            text = " ".join(p.read_text(errors="replace") for p in bpf)
+            text = " ".join(_head(p) for p in bpf)
             sections = re.findall(r'SEC\("([^"]+)"\)', text)
             trigger = next(
                 (t for word, t in _TRIGGERS.items() for s in sections if word in s), None
             )
-        expect = run.get("expect")
+        expect = run.expect if run else None
         if expect is not None:
             try:
-                re.compile(str(expect))
+                re.compile(expect)
             except re.error as exc:
-                raise KfuncError(f"{toml}: [run] expect: bad regex: {exc}") from None
-        tests = []
-        for i, t in enumerate(run.get("test", [])):
-            if not isinstance(t, dict) or "program" not in t or "retval" not in t:
-                raise KfuncError(
-                    f"{toml}: [[run.test]] #{i + 1} needs program and retval",
-                    'e.g. program = "handle", retval = 0',
+                raise SpecError(
+                    f"{toml}: run.expect: bad regex: {exc}",
+                    "write a Python regular expression, e.g. 'Result: \\d+'",
+                ) from None
+        tests = tuple(TestRun(t.program, t.retval, t.packet) for t in (run.test if run else []))
+        for i, t in enumerate(tests):
+            if not _IDENT.fullmatch(t.program):
+                raise SpecError(
+                    f"{toml}: run.test[{i}].program: {t.program!r} is not a C identifier",
+                    "name the BPF program by its C function name",
                 )
-            tests.append(TestRun(str(t["program"]), int(t["retval"]), int(t.get("packet", 0))))
-        return cls(
-            path,
-            spec,
-            bpf,
-            None if trigger is None else str(trigger),
-            None if expect is None else str(expect),
-            tuple(tests),
+        return cls(path, spec, bpf, trigger, expect, tests, module_dir, tuple(include))
+
+
+def _head(source: Path, limit: int = 4 << 20) -> str:
+    """The first ``limit`` bytes of a BPF source, as text (for its SEC() names)."""
+    with source.open("rb") as f:
+        return f.read(limit).decode(errors="replace")
+
+
+_NOTHING_FIX = (
+    "add a module (C sources with a Kbuild file: obj-m += NAME.o) or a kfunc.toml spec "
+    "(kfunc new NAME starts one), and *.bpf.c programs; or name them: --module DIR, "
+    "kfunc.toml's [module] path and [bpf] sources"
+)
+
+
+def _nothing_found(path: Path) -> str:
+    """What was looked for under ``path``, for a project where nothing was found."""
+    ignored = [
+        f.name
+        for f in (path / "Makefile", path / "Kbuild")
+        if f.is_file() and not kbuild_modules(f)
+    ]
+    note = f"; {', '.join(ignored)} has no obj-m line: not kbuild's, ignored" if ignored else ""
+    return (
+        f"neither a module nor BPF programs: looked for kfunc.toml's [module], a Kbuild or "
+        f"Makefile with obj-m, and *.bpf.c files in this tree ({_LOOKED_IN}){note}"
+    )
+
+
+def _walk(path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """The project's directories (and their file names), less hidden and output ones."""
+    for seen, (root, dirs, files) in enumerate(os.walk(path), 1):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
+        if seen > MAX_WALK_DIRS:
+            raise KfuncError(
+                f"{path}: more than {MAX_WALK_DIRS} directories: not a project directory",
+                "run kfunc on the project's own directory, or name the module and programs "
+                "in kfunc.toml ([module] path, [bpf] sources)",
+            )
+        yield Path(root), sorted(files)
+
+
+def find_modules(path: Path) -> list[Path]:
+    """The directories under ``path`` whose kbuild file builds a module (has obj-m)."""
+    found = []
+    for root, files in _walk(path):
+        has_kbuild = "Kbuild" in files or "Makefile" in files
+        if has_kbuild and (kbuild := kbuild_file(root)) and kbuild_modules(kbuild):
+            found.append(root)
+    return found
+
+
+def _module_dir(
+    path: Path, toml: Path, doc: KfuncToml, spec: ModuleSpec | None, module: Path | str | None
+) -> Path | None:
+    """The hand-written module's directory: --module, else [module] path, else the one found."""
+    if module is not None:
+        given = Path(module)
+        if not given.is_dir():
+            raise KfuncError(
+                f"--module {module}: no such directory",
+                "pass the directory that holds the module's Kbuild or Makefile",
+            )
+        if spec is not None:
+            raise KfuncError(
+                f"--module {module}: {toml} declares a module for kfunc to generate",
+                "drop --module, or remove [module] and [[kfunc]] from kfunc.toml",
+            )
+        return _checked_module_dir(given.resolve(), f"--module {module}")
+    if doc.module is not None and doc.module.path is not None:
+        given = path / doc.module.path
+        if not given.is_dir():
+            raise SpecError(
+                f"{toml}: module.path: {doc.module.path}: no such directory under {path}",
+                "give the module's directory relative to the project",
+            )
+        return _checked_module_dir(given.resolve(), f"{toml}: module.path")
+    if spec is not None:
+        return None
+    found = find_modules(path)
+    if len(found) > 1:
+        names = ", ".join(str(d.relative_to(path)) or "." for d in found)
+        raise KfuncError(
+            f"{path}: {len(found)} kbuild files with obj-m ({names}): which is the module?",
+            f'say it in kfunc.toml: [module] path = "{found[0].relative_to(path)}" '
+            "(or pass --module DIR)",
         )
+    return found[0] if found else None
+
+
+def _checked_module_dir(directory: Path, where: str) -> Path:
+    kbuild = kbuild_file(directory)
+    if kbuild is None or not kbuild_modules(kbuild):
+        what = f"{kbuild.name} has no obj-m line" if kbuild else "no Kbuild or Makefile"
+        raise KfuncError(
+            f"{where}: {directory}: {what}",
+            "name the directory whose Kbuild (or Makefile) says obj-m += NAME.o",
+        )
+    return directory
+
+
+def _bpf_sources(path: Path, toml: Path, doc: KfuncToml) -> tuple[Path, ...]:
+    """[bpf] sources (globs relative to the project), else every *.bpf.c in the tree."""
+    if doc.bpf is None or doc.bpf.sources is None:
+        return tuple(root / f for root, files in _walk(path) for f in files
+                     if f.endswith(".bpf.c") and (root / f).is_file())  # fmt: skip
+    sources: list[Path] = []
+    for i, pattern in enumerate(doc.bpf.sources):
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise SpecError(f"{toml}: bpf.sources[{i}]: {pattern}: not inside the project",
+                            "give globs relative to the project, e.g. src/*.bpf.c")  # fmt: skip
+        try:
+            matched = sorted(p for p in path.glob(pattern) if p.is_file())
+        except ValueError as exc:  # an empty or malformed pattern
+            raise SpecError(
+                f"{toml}: bpf.sources[{i}]: {pattern!r}: {exc}",
+                "give globs relative to the project, e.g. src/*.bpf.c",
+            ) from None
+        if not matched:
+            raise SpecError(f"{toml}: bpf.sources[{i}]: {pattern}: matches no file under {path}",
+                            "fix the glob, or remove it")  # fmt: skip
+        sources += [p.resolve() for p in matched if p.resolve() not in sources]
+    return tuple(sources)

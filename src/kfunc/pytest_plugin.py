@@ -37,7 +37,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="FILE",
         help="write each test's outcome per kernel as JSON (kfunc test reads it)",
+    )
+    group.addoption(
+        "--kfunc-module",
+        default=None,
+        metavar="DIR",
+        help="the project's module directory, for kfunc_project (kfunc test --module)",
     )
     parser.addini("kfunc_kernels", "comma-separated target kernels", default="")
 
@@ -192,7 +198,7 @@ def kfunc_project(request: pytest.FixtureRequest) -> Project:
     if mark is not None:
         path = (path / mark.args[0]).resolve()
     try:
-        return Project.load(path)
+        return Project.load(path, module=request.config.getoption("--kfunc-module"))
     except KfuncError as exc:
         _fail(exc)
         raise
@@ -359,14 +365,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield
-    session = getattr(item, "funcargs", {}).get("kernel")
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # Whatever the test's "kernel" fixture gave: a guest session has a kernel log.
+    session: Any = getattr(item, "funcargs", {}).get("kernel")
     if report.failed and hasattr(session, "kernel_log") and hasattr(session, "kernel"):
         lines = session.kernel_log(last=_LOG_LINES)
         title = f"kernel log of {session.kernel.release} (last {len(lines)} lines)"
         report.sections.append((title, "\n".join(lines) or "(empty)"))
-    return report  # type: ignore[return-value]
+    return report
 
 
 class _Recorder:

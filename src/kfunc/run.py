@@ -150,10 +150,14 @@ def run_projects(
     prepared = []
     for project in projects:
         if not project.bpf_sources:
-            raise KfuncError(
-                f"{project.path}: no BPF program (*.bpf.c) to run",
-                "add a BPF C program that calls the kfunc, or use `kfunc build` for the module",
+            above = project.path.parent
+            fix = (
+                f"run kfunc on {above}, the project: its programs are there, and it finds the "
+                "module in its subdirectory"
+                if any(above.glob("*.bpf.c"))
+                else "add a BPF C program that calls the kfunc, or use `kfunc build` for the module"
             )
+            raise KfuncError(f"{project.path}: no BPF program (*.bpf.c) to run", fix)
         built = build_project(project, kernel, progress)
         preport = ProjectReport(
             project=str(project.path),

@@ -42,6 +42,11 @@ def register(sub: Any) -> None:
         f"separated by commas (6.1,6.12,7.3: a kernel-by-result table; default: {DEFAULT_KERNEL})",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument(
+        "--module", "-m", metavar="DIR",
+        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
+        "one directory of the project with a Kbuild or Makefile that has obj-m)",
+    )  # fmt: skip
     p.add_argument("--timeout", type=float, default=180.0, help="bound on the guest (seconds)")
     p.add_argument(
         "--boot", action="store_true", help="boot a fresh guest even where a kept one is up"
@@ -50,7 +55,13 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    projects = [Project.load(path) for path in args.paths]
+    if args.module is not None and len(args.paths) > 1:
+        raise KfuncError(
+            f"--module {args.module}: names the module of one project, but {len(args.paths)} "
+            "are given",
+            "run the projects one at a time, or name each module in its kfunc.toml ([module] path)",
+        )
+    projects = [Project.load(path, module=args.module) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
     kernels = [k.strip() for k in args.kernel.split(",") if k.strip()]
     if len(kernels) > 1:

@@ -33,6 +33,11 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
     p.add_argument(
+        "--module", "-m", metavar="DIR",
+        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
+        "one directory of the project with a Kbuild or Makefile that has obj-m)",
+    )  # fmt: skip
+    p.add_argument(
         "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="passed on to pytest (after --)"
     )
     p.set_defaults(func=_test)
@@ -41,13 +46,15 @@ def register(sub: Any) -> None:
 def _test(args: argparse.Namespace) -> int:
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()] if args.kernels else None
     if Path(args.path).is_dir() and not has_pytest_files(args.path):
-        return _run_scenario(args.path, kernels)
-    matrix = run_tests(args.path, kernels, junit=args.junit, pytest_args=args.pytest_args)
+        return _run_scenario(args.path, kernels, args.module)
+    matrix = run_tests(
+        args.path, kernels, junit=args.junit, pytest_args=args.pytest_args, module=args.module
+    )
     show(matrix)
     return 0 if matrix.ok else 1
 
 
-def _run_scenario(path: str, kernels: list[str] | None) -> int:
+def _run_scenario(path: str, kernels: list[str] | None, module: str | None) -> int:
     """A project without pytest files: its [run] scenario (or the inferred trigger
     and expectation) on each kernel of the matrix, as `kfunc run --kernel A,B` does."""
     from kfunc.cli.output import ConsoleProgress
@@ -55,7 +62,7 @@ def _run_scenario(path: str, kernels: list[str] | None) -> int:
     from kfunc.project import Project
     from kfunc.run import run_matrix
 
-    project = Project.load(path)
+    project = Project.load(path, module=module)
     outcomes = run_matrix([project], kernels or project_kernels(project.path), ConsoleProgress())
     return show_matrix(outcomes, as_json=False)
 

@@ -201,7 +201,7 @@ _VA_LIST_TAG_SIZE = 24
 _FIRST_TRY = 512
 
 
-def vformat(fmt: bytes, args: int | None) -> str:
+def vformat(fmt: bytes, args: int) -> str:
     """Render a printf format and its ``va_list`` (a ``__va_list_tag *``) to text.
 
     The first ``vsnprintf`` runs on a copy of the ``va_list`` (``va_copy`` is

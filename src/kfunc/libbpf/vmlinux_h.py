@@ -40,7 +40,7 @@ _FOOTER = """\
 #endif /* __VMLINUX_H__ */
 """
 
-_vfprintf = lib.btf_dump_printf_fn_t(ctypes.cast(lib.vfprintf, ctypes.c_void_p).value)
+_vfprintf = lib.btf_dump_printf_fn_t(("vfprintf", lib.libc))
 
 
 def _dump_types(btf: int, path: Path) -> bytes:
