@@ -226,5 +226,7 @@ def test_seed_runs_on_612_and_is_refused_elsewhere(tmp_path: Path) -> None:
     trace = twice_report["trace"]
     assert any(line.endswith("Result: 10") for line in trace), trace
     assert any("second line: 11" in line for line in trace), trace
-    assert k612["summary"].startswith("BPF triggered do_unlinkat from PID")
+    assert all(line.strip() for line in trace), trace  # no empty line of a format's "\n"
+    assert k612["summary"].startswith("seed: BPF triggered do_unlinkat from PID")
+    assert "; twice: BPF triggered do_unlinkat" in k612["summary"]
     assert out.returncode == 1  # 6.1 and 7.3 refused

@@ -323,10 +323,15 @@ class KernelOutcome:
         """One line: the result seen, or why there is none."""
         if self.report is None:
             return ("refused before boot: " if self.refused else "failed: ") + (self.error or "")
-        results = [p.result for p in self.report.projects if p.result]
+        projects = self.report.projects
+        results = [
+            (Path(p.project).name + ": " if len(projects) > 1 else "") + printk_message(p.result)
+            for p in projects
+            if p.result
+        ]
         if self.report.ok:
             if results:
-                return "; ".join(printk_message(r) for r in results)
+                return "; ".join(results)
             return f"{sum(len(p.tests) for p in self.report.projects)} test run(s) passed"
         failed = next((p for p in self.report.projects if not p.ok), None)
         return f"failed: {(failed.error if failed else None) or 'the run did not show its result'}"

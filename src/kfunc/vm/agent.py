@@ -254,6 +254,8 @@ def step_trace(state: State, expect: str | None = None, timeout: float = 5.0) ->
             line = pipe.readline(timeout=max(0.0, deadline - time.monotonic()))
             if line is None:
                 continue
+            if not line.strip():  # a format's own "\n" leaves an empty line
+                continue
             lines.append(line)
             if pattern is None or pattern.search(line):
                 matched = line
@@ -264,7 +266,8 @@ def step_trace(state: State, expect: str | None = None, timeout: float = 5.0) ->
             line = pipe.readline(timeout=_TRACE_QUIET)
             if line is None:
                 break
-            lines.append(line)
+            if line.strip():
+                lines.append(line)
     if matched is None:
         raise StepFailed(
             f"trace: no line matching {expect!r} within {timeout:g} s"
