@@ -75,6 +75,45 @@ def test_test_run_packets() -> None:
     frame = TestRun("p", 0, packet=64).data()
     assert len(frame) == 64 and frame[12:14] == b"\x08\x00"
     assert TestRun("p", 0).data() == b""
+    assert TestRun("p", 0, packet="pkt_v4").data()[12:14] == b"\x08\x00"
+    assert TestRun("p", 0, packet="pkt_v4", data_in=b"\x01").data() == b"\x01"
+
+
+def test_run_test_keys(tmp_path: Path) -> None:
+    """[[run.test]] as the selftests need it: packets by name or as bytes, ctx as bytes
+    or fields, a program alone, a refusal, an errno."""
+    (tmp_path / "p.bpf.c").write_text("")
+    (tmp_path / "kfunc.toml").write_text(
+        '[[run.test]]\nprogram = "a"\nretval = 12\npacket = "pkt_v6"\n'
+        '[[run.test]]\nprogram = "b"\nretval = 0\ndata = "00 11:22"\nctx = "0x0a000000"\n'
+        '[[run.test]]\nprogram = "c"\nretval = 0\nctx = { size = 10, data = [1, 2] }\n'
+        '[[run.test]]\nprogram = "d"\nrejected = "R0 cannot write into rdonly_mem"\n'
+        '[[run.test]]\nprogram = "e"\nerror = "EINVAL"\nlog = "processed 4 insns"\n'
+        "alone = true\n"
+    )
+    a, b, c, d, e = Project.load(tmp_path).tests
+    assert len(a.data()) == 74 and a.data()[12:14] == b"\x86\xdd"
+    assert (b.data(), b.ctx) == (b"\x00\x11\x22", b"\x0a\x00\x00\x00")
+    assert c.ctx == {"size": 10, "data": [1, 2]}
+    assert (d.retval, d.rejected, d.alone) == (None, "R0 cannot write into rdonly_mem", None)
+    assert (e.error, e.log, e.alone) == ("EINVAL", "processed 4 insns", True)
+
+
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        ('program = "p"\n', "run.test[0]: program p: no retval, rejected or error"),
+        ('program = "p"\nretval = 0\npacket = "big"\n', "run.test[0].packet: no packet named"),
+        ('program = "p"\nretval = 0\nctx = "xyz"\n', "run.test[0].ctx: 'xyz' is not hex"),
+        ('program = "p"\nerror = "ENOPE"\n', "run.test[0].error: ENOPE: not an errno name"),
+    ],
+)  # fmt: skip
+def test_run_test_errors(tmp_path: Path, test: str, message: str) -> None:
+    (tmp_path / "p.bpf.c").write_text("")
+    (tmp_path / "kfunc.toml").write_text("[[run.test]]\n" + test)
+    with pytest.raises(KfuncError) as err:
+        Project.load(tmp_path)
+    assert message in err.value.message and err.value.fix
 
 
 def test_missing_directory() -> None:
@@ -157,7 +196,8 @@ def test_bpf_sources_and_include(tmp_path: Path) -> None:
     )
     project = Project.load(repo)
     assert project.bpf_sources == (repo / "src/bpf/hello.bpf.c", repo / "src/bpf/other.c")
-    assert project.include_dirs == [repo, repo / "include"]
+    # and build/, where kfunc writes the module's <name>_kfuncs.h
+    assert project.include_dirs == [repo, repo / "include", repo / "build"]
 
 
 def test_kbuild_modules_reads_obj_m_as_make_would(tmp_path: Path) -> None:
@@ -202,3 +242,20 @@ def test_build_takes_the_module_from_the_command_line(kernel_612: Kernel, tmp_pa
     assert "Traceback" not in out.stderr
     out = kfunc("run", "repo", "repo", "--module", "repo/module")
     assert out.returncode == 1 and "names the module of one project, but 2" in out.stderr
+
+
+def test_run_test_events_as_kfunc_run_prints_them() -> None:
+    """The agent's test_run events (a retval, a refusal, an errno) in `kfunc run`'s words."""
+    from kfunc.cli.run import _describe
+
+    def line(**data: object) -> str:
+        return _describe({"step": "test_run", "ok": True, "data": {"program": "p", **data}})
+
+    assert line(retval=12) == "test run p: returned 12"
+    assert line(retval=0, alone=True) == "test run p (loaded alone): returned 0"
+    assert line(rejected="R0 cannot write") == (
+        "test run p: refused by the verifier with 'R0 cannot write'"
+    )
+    assert line(error="EINVAL", retval=-22, alone=True) == (
+        "test run p (loaded alone): failed with EINVAL, as expected"
+    )

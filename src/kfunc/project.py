@@ -26,22 +26,35 @@ programs::
     [[run.test]]              # BPF_PROG_TEST_RUN of one program
     program = "new_and_release"
     retval = 42
-    packet = 64               # an Ethernet frame of this many bytes (xdp, tc)
+    packet = 64               # an Ethernet frame of this many bytes (xdp, tc),
+                              # or "pkt_v4" / "pkt_v6" (the selftests' test vectors)
+    # data = "45000..."       # or the exact packet, as hex
+    # ctx = "0a000000"        # the context: exact bytes as hex,
+    # ctx = { size = 10 }     # or fields of the struct the program takes
+    # object = "kfunc_call_test_subprog"  # the object that holds it, where several do
+    # alone = true            # load this program alone (the default for SEC("?...")):
+                              # its object's other programs stay unloaded
+    # rejected = "R0 cannot write into rdonly_mem"  # the verifier must refuse it, thus
+    # log = "processed 4 insns"  # its verifier log must contain this
+    # error = "EINVAL"        # the test run must fail with this errno
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kfunc.codegen import generate
 from kfunc.errors import KfuncError, SpecError
 from kfunc.kbuild import SKIPPED_DIRS, ModuleSource, kbuild_file, kbuild_modules
-from kfunc.schema import FILE_NAME, KfuncToml, read_kfunc_toml
+from kfunc.schema import FILE_NAME, KfuncToml, RunTestTable, read_kfunc_toml
 from kfunc.spec import ModuleSpec, spec_from_toml
+from kfunc.testinput import PACKETS, ctx_from_fields, frame, parse_hex
 
 __all__ = ["GENERATED_DIR", "Project", "TestRun", "find_modules"]
 
@@ -57,17 +70,63 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 @dataclass(frozen=True)
 class TestRun:
-    """One BPF_PROG_TEST_RUN of a program and the return value it must give."""
+    """One BPF_PROG_TEST_RUN of a program and what it must give.
+
+    Success is ``retval``; or, with ``rejected``, the verifier's refusal with
+    that text in its log; or, with ``error``, a test run that fails with that
+    errno (``log`` is then text of the successful load's verifier log).
+    """
+
+    __test__ = False  # not a pytest test class
 
     program: str
-    retval: int
-    packet: int = 0  # bytes of an Ethernet/IPv4 frame to pass as data_in
+    retval: int | None = None
+    packet: int | str = 0  # bytes of an Ethernet/IPv4 frame, or a name in PACKETS
+    data_in: bytes | None = None  # the exact packet
+    ctx: bytes | dict[str, Any] | None = field(default=None, hash=False)  # bytes or fields
+    alone: bool | None = None  # load only this program of its object; None: if SEC("?...")
+    rejected: str | None = None
+    log: str | None = None
+    error: str | None = None
+    object: str | None = None  # which object holds the program, where several have one
 
     def data(self) -> bytes:
-        """An Ethernet frame: zero MACs, IPv4 ethertype, zero payload."""
-        if not self.packet:
-            return b""
-        return (bytes(12) + b"\x08\x00" + bytes(self.packet))[: max(self.packet, 14)]
+        """The packet (``data_in``): the exact bytes, a named packet, or a frame."""
+        if self.data_in is not None:
+            return self.data_in
+        if isinstance(self.packet, str):
+            return PACKETS[self.packet]
+        return frame(self.packet)
+
+    def ctx_bytes(self, obj: Path) -> bytes | None:
+        """The context: given as bytes, or laid out from fields by ``obj``'s BTF."""
+        if self.ctx is None or isinstance(self.ctx, bytes):
+            return self.ctx
+        return ctx_from_fields(obj, self.program, self.ctx)
+
+    @classmethod
+    def from_toml(cls, t: RunTestTable, where: str) -> TestRun:
+        """A ``[[run.test]]`` table (its keys' types checked by :mod:`kfunc.schema`);
+        SpecError naming ``where`` for what the types cannot say."""
+        if t.retval is None and t.rejected is None and t.error is None:
+            raise SpecError(
+                f"{where}: program {t.program}: no retval, rejected or error: nothing to check",
+                'say what it must give: retval = 0, rejected = "words of the verifier log", '
+                'or error = "EINVAL"',
+            )
+        if isinstance(t.packet, str) and t.packet not in PACKETS:
+            raise SpecError(
+                f"{where}.packet: no packet named {t.packet!r}",
+                f"name one of {', '.join(PACKETS)}, give a size, or the exact bytes in data",
+            )
+        if t.error is not None and not hasattr(errno, t.error):
+            raise SpecError(f"{where}.error: {t.error}: not an errno name", 'e.g. "EINVAL"')
+        ctx: bytes | dict[str, Any] | None = (
+            parse_hex(t.ctx, f"{where}.ctx") if isinstance(t.ctx, str) else t.ctx
+        )
+        data = None if t.data is None else parse_hex(t.data, f"{where}.data")
+        return cls(t.program, t.retval, t.packet, data, ctx, t.alone, t.rejected, t.log, t.error,
+                   t.object)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,9 +160,10 @@ class Project:
 
     @property
     def include_dirs(self) -> list[Path]:
-        """Where the BPF programs find their headers (the generated kfunc header too)."""
+        """Where the BPF programs find their headers (the generated kfunc header too,
+        ``build/<module>_kfuncs.h``, for a spec'd or a hand-written module)."""
         dirs = [self.path, *self.bpf_include]
-        return [*dirs, self.generated_dir] if self.spec else dirs
+        return [*dirs, self.generated_dir] if self.has_module else dirs
 
     @classmethod
     def load(cls, path: Path | str, module: Path | str | None = None) -> Project:
@@ -147,7 +207,10 @@ class Project:
                     f"{toml}: run.expect: bad regex: {exc}",
                     "write a Python regular expression, e.g. 'Result: \\d+'",
                 ) from None
-        tests = tuple(TestRun(t.program, t.retval, t.packet) for t in (run.test if run else []))
+        tests = tuple(
+            TestRun.from_toml(t, f"{toml}: run.test[{i}]")
+            for i, t in enumerate(run.test if run else [])
+        )
         for i, t in enumerate(tests):
             if not _IDENT.fullmatch(t.program):
                 raise SpecError(

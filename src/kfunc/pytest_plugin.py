@@ -247,18 +247,26 @@ class BpfLoader:
         self._tmp = Path(tempfile.mkdtemp(prefix="kfunc-bpf-"))
 
     def load(
-        self, source: str | os.PathLike[str] | None = None, *, attach: bool = True
+        self,
+        source: str | os.PathLike[str] | None = None,
+        *,
+        attach: bool = True,
+        programs: list[str] | None = None,
+        log_level: int = 0,
     ) -> RemoteObject:
         """Load and (with ``attach``) attach a BPF object in the guest.
 
         ``source``: None for the project's object (the only one, or name it:
         ``"xdp"``, ``"xdp.bpf.c"``), a ``.o`` file, a ``.c`` file compiled as the
-        project's programs are, or C source text.
+        project's programs are, or C source text. ``programs``: load only these
+        (an autoload-off ``SEC("?tc")`` program too), as a selftest loads one
+        program at a time; ``log_level`` 1 keeps each program's verifier log.
         """
         from kfunc.vm.remote import RemoteObject
 
         path = self._resolve(source)
-        obj = RemoteObject(self.session, path).load(attach=attach)
+        obj = RemoteObject(self.session, path).load(attach=attach, programs=programs,
+                                                    log_level=log_level)  # fmt: skip
         self.objects.append(obj)
         return obj
 

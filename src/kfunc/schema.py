@@ -95,11 +95,19 @@ _Packet = Annotated[int, msgspec.Meta(ge=0, le=4096)]
 
 
 class RunTestTable(_Table, frozen=True):
-    """``[[run.test]]``: one BPF_PROG_TEST_RUN of a program and the value it must return."""
+    """``[[run.test]]``: one BPF_PROG_TEST_RUN of a program and what it must give
+    (see :class:`kfunc.project.TestRun`)."""
 
     program: str
-    retval: int
-    packet: _Packet = 0  # bytes of an Ethernet frame to pass as data_in
+    object: str | None = None  # the object (source file name, no suffix) that holds it
+    retval: int | None = None
+    packet: _Packet | str = 0  # bytes of an Ethernet frame, or a named one ("pkt_v4")
+    data: str | None = None  # the exact packet, hex
+    ctx: str | dict[str, Any] | None = None  # the context: hex bytes, or the struct's fields
+    alone: bool | None = None  # load the program alone; default: if its section is "?..."
+    rejected: str | None = None  # the verifier must refuse it, its log containing this
+    log: str | None = None  # its verifier log must contain this
+    error: str | None = None  # the test run must fail with this errno name
 
 
 class RunTable(_Table, frozen=True):

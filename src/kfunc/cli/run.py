@@ -180,12 +180,18 @@ def _describe(event: dict[str, Any]) -> str:
         return f"{data['path']} ({data['size']} bytes) registers {funcs}"
     if step == "bpf_load":
         progs = ", ".join(
-            f"{p['name']} ({p['section']}{', attached' if p.get('attached') else ''})"
+            f"{p['name']} ({p['section']}{', attached' if p.get('attached') else ''}"
+            f"{'' if p.get('autoload', True) else ', not loaded: autoload off'})"
             for p in data["programs"]
         )
         return f"loaded {progs}"
     if step == "test_run":
-        return f"test run {data['program']}: returned {data['retval']}"
+        alone = " (loaded alone)" if data.get("alone") else ""
+        if "rejected" in data:
+            return f"test run {data['program']}: refused by the verifier with {data['rejected']!r}"
+        if "error" in data:
+            return f"test run {data['program']}{alone}: failed with {data['error']}, as expected"
+        return f"test run {data['program']}{alone}: returned {data['retval']}"
     if step == "trigger":
         if "unlinked" in data:
             return f"triggered: unlink {data['unlinked']}"

@@ -194,6 +194,7 @@ vsnprintf = _d(libc, "vsnprintf", c_int, c_void_p, c_size_t, c_char_p, c_void_p)
 vfprintf = _d(libc, "vfprintf", c_int, c_void_p, c_char_p, c_void_p)
 open_memstream = _d(libc, "open_memstream", c_void_p, POINTER(c_void_p), POINTER(c_size_t))
 fclose = _d(libc, "fclose", c_int, c_void_p)
+fflush = _d(libc, "fflush", c_int, c_void_p)
 free = _d(libc, "free", None, c_void_p)
 
 # sizeof(__va_list_tag) on x86_64: gp_offset, fp_offset, overflow_arg_area, reg_save_area
