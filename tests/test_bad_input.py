@@ -78,7 +78,8 @@ class Case:
     xfail: str | None = None
     #: an extra check, given the working directory
     after: Callable[[Path], None] | None = None
-    #: "kernels": needs the 6.1 and 6.12 kernels in kfunc's cache (files only)
+    #: "kernels": needs the 6.1 and 6.12 kernels in kfunc's cache (files only);
+    #: "root": needs root (a device node made with mknod)
     needs: str | None = None
     #: the child's RLIMIT_FSIZE (prlimit): a write past it fails with EFBIG,
     #: as on a full disk
@@ -256,6 +257,15 @@ def _unchanged(name: str, asset: str) -> Callable[[Path], None]:
     def check(work: Path) -> None:
         assert (work / name).read_bytes() == (work / asset).read_bytes(), f"{name} was changed"
         temporaries = [p.name for p in work.iterdir() if p.name.endswith(".tmp")]
+        assert not temporaries, f"left behind: {temporaries}"
+
+    return check
+
+
+def _still_a_device(name: str) -> Callable[[Path], None]:
+    def check(work: Path) -> None:
+        assert stat.S_ISCHR((work / name).lstat().st_mode), f"{name} was replaced by a file"
+        temporaries = [p.name for p in work.iterdir() if p.name.startswith(".")]
         assert not temporaries, f"left behind: {temporaries}"
 
     return check
@@ -506,6 +516,38 @@ CASES: list[Case] = [
         ("/sys/kernel/x.h: cannot write: Permission denied",),
     ),
     Case("new-eperm", ("new", "x"), 1, ("Operation not permitted",), cwd="/sys/kernel"),
+    Case(
+        "header-o-device",
+        ("header", "--btf", "{A}/vmlinux.btf", "-o", "null"),
+        0,
+        ("null: ",),
+        {"null": "@null"},
+        after=_still_a_device("null"),
+        needs="root",
+    ),
+    Case(
+        "compat-o-device",
+        ("compat", "-o", "null"),
+        0,
+        ("null: written",),
+        {"null": "@null"},
+        after=_still_a_device("null"),
+        needs="root",
+    ),
+    Case(
+        "compat-o-no-dir",
+        ("compat", "-o", "no/such/compat.h"),
+        1,
+        ("cannot write: No such file or directory",),
+    ),
+    Case(
+        "compat-o-dir",
+        ("compat", "-o", "d"),
+        1,
+        ("d: a directory",),
+        {"d": "@mkdir"},
+    ),
+    Case("compat-old-kernel", ("compat", "--kernel", "5.10"), 1, ("5.10",)),
     Case("header-sparse", ("header", "--btf", "{A}/sparse.bin"), 1, ("2048 MiB",)),
     # -- diff -------------------------------------------------------------------------
     Case("diff-dev-zero", ("diff", "/dev/zero", "host"), 1, ("64 MiB",)),
@@ -922,6 +964,10 @@ def _make_files(case: Case, work: Path, assets: Path) -> None:
             path.mkdir()
         elif isinstance(content, str) and content.startswith("@link:"):
             path.symlink_to(content.removeprefix("@link:"))
+        elif isinstance(content, str) and content.startswith("@null"):
+            # A character device of our own (1:3 is /dev/null's): an output
+            # that renames a file over a device would replace this one only.
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         elif isinstance(content, str) and content.startswith("@copy:"):
             shutil.copy(assets / content.removeprefix("@copy:"), path)
             shutil.copy(path, path.with_suffix(".orig"))
@@ -1041,7 +1087,10 @@ def outcomes(
         and item.module is request.module
     }
     values = {"A": str(assets), **kernels_files}
-    cases = [c for c in CASES if c.id in selected and (c.needs is None or kernels_files)]
+    able = {None, "kernels"} if kernels_files else {None}
+    if os.geteuid() == 0:
+        able.add("root")
+    cases = [c for c in CASES if c.id in selected and c.needs in able]
     base = tmp_path_factory.mktemp("bad-input")
     with ThreadPoolExecutor(WORKERS) as pool:
         done = pool.map(lambda c: (c.id, _run_case(c, base, values, assets)), cases)
@@ -1080,6 +1129,8 @@ def _error_text(case: Case, out: Outcome) -> str:
 def test_bad_input(case: Case, outcomes: dict[str, Outcome], kernels_files: dict) -> None:
     if case.needs == "kernels":
         require(bool(kernels_files), "the 6.1 and 6.12 kernels are not in kfunc's cache")
+    if case.needs == "root":
+        require(os.geteuid() == 0, "making a device node (mknod) needs root")
     out = outcomes[case.id]
     assert "Traceback" not in out.stderr, out.stderr
     assert out.status == case.status, (out.status, out.stdout[-2000:], out.stderr[-2000:])
@@ -1195,6 +1246,7 @@ def test_ctrl_c_at_any_moment(tmp_path: Path) -> None:
 # --- the property test ------------------------------------------------------------
 
 _SUBCOMMANDS = [
+    "compat",
     "new",
     "build",
     "run",

@@ -40,6 +40,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "header": ("kfunc.cli.header", "write extern __ksym declarations of kfuncs"),
     "diff": ("kfunc.cli.diff", "compare the kfunc APIs of two kernels, BTF files or modules"),
     "check": ("kfunc.cli.check", "check a BPF object's kfunc calls against a kernel"),
+    "compat": ("kfunc.cli.compat", "write compat.h: kfunc API shims for hand-written modules"),
     "explain": ("kfunc.cli.explain", "explain a verifier log: what, where, and the fix"),
     "survey": ("kfunc.cli.survey", "count helpers and kfuncs per release; CSV, JSON, chart"),
 }
@@ -114,6 +115,12 @@ def build_parser(
     for name, (module, help_text) in _COMMANDS.items():
         if name == chosen:
             importlib.import_module(module).register(sub)
+            # -v after the command too (`kfunc run --verbose`); only when given, so
+            # that it does not undo a -v before the command.
+            sub.choices[name].add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                help="show debug logging (and what the command shows in full with it)",
+            )  # fmt: skip
         else:
             sub.add_parser(name, help=help_text)
     return parser

@@ -13,9 +13,16 @@ from kfunc.cli.output import ConsoleProgress, print_error
 from kfunc.errors import KfuncError
 from kfunc.kernels.target import DEFAULT_KERNEL
 from kfunc.project import Project
-from kfunc.run import ProjectReport, RunReport, run_projects
+from kfunc.run import (
+    KernelOutcome,
+    ProjectReport,
+    RunReport,
+    printk_message,
+    run_matrix,
+    run_projects,
+)
 
-__all__ = ["register"]
+__all__ = ["register", "show_matrix"]
 
 
 def register(sub: Any) -> None:
@@ -31,8 +38,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--kernel", "-k", default=DEFAULT_KERNEL,
-        help=f"target kernel: a series (6.1, 6.12) or an exact Debian release "
-        f"(default: {DEFAULT_KERNEL})",
+        help=f"target kernel: a series (6.1, 6.12) or an exact Debian release, or several "
+        f"separated by commas (6.1,6.12,7.3: a kernel-by-result table; default: {DEFAULT_KERNEL})",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument(
@@ -56,6 +63,12 @@ def _run(args: argparse.Namespace) -> int:
         )
     projects = [Project.load(path, module=args.module) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
+    kernels = [k.strip() for k in args.kernel.split(",") if k.strip()]
+    if len(kernels) > 1:
+        outcomes = run_matrix(
+            projects, kernels, progress, timeout=args.timeout, use_kept=not args.boot
+        )
+        return show_matrix(outcomes, args.json)
     # An error is reported by kfunc.cli, as JSON with --json.
     report = run_projects(
         projects, args.kernel, progress, timeout=args.timeout, use_kept=not args.boot
@@ -112,14 +125,41 @@ def _show_project(project: ProjectReport, console: Console, title: bool) -> None
     for line in project.trace:
         console.print(f"    [magenta]trace:[/] {escape(line.strip())}")
     if project.ok and project.result:
-        console.print(f"[bold green]ok[/]: {escape(_result_text(project.result))}")
+        console.print(f"[bold green]ok[/]: {escape(printk_message(project.result))}")
     elif project.ok:
         console.print(f"[bold green]ok[/]: {len(project.tests)} test run(s) passed")
 
 
-def _result_text(line: str) -> str:
-    _, _, message = line.partition("bpf_trace_printk: ")
-    return message or line.strip()
+def show_matrix(outcomes: list[KernelOutcome], as_json: bool) -> int:
+    """A kernel-by-result table of a run on several kernels (or the JSON of it),
+    then why each kernel that failed did; the exit status: 0 if all passed."""
+    ok = all(o.ok for o in outcomes)
+    if as_json:
+        print(json.dumps({"ok": ok, "kernels": [o.to_dict() for o in outcomes]}, indent=2))
+        return 0 if ok else 1
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    for outcome in outcomes:
+        if outcome.report is not None:
+            _show(outcome.report, console)
+    table = Table(title="kfunc run", title_justify="left")
+    table.add_column("kernel")
+    table.add_column("result")
+    notes = []
+    for outcome in outcomes:
+        cell = escape(outcome.summary())
+        if outcome.ok:
+            cell = f"[green]{cell}[/]"
+        else:
+            notes.append(outcome)
+            cell = f"[red]{cell}[/] [dim]({len(notes)})[/]"
+        table.add_row(outcome.kernel, cell)
+    console.print(table)
+    for n, outcome in enumerate(notes, 1):
+        if outcome.fix:
+            console.print(f"  ({n}) [bold]fix[/]: {escape(outcome.fix)}")
+    return 0 if ok else 1
 
 
 def _describe(event: dict[str, Any]) -> str:
