@@ -912,7 +912,7 @@ CASES: list[Case] = [
         "test-cache-proc",
         ("test", "p"),
         1,
-        ("no tests collected",),
+        ("neither a module nor BPF programs",),
         {"p": "@mkdir"},
         env={"KFUNC_CACHE": "/proc/kfunc"},
     ),
@@ -1236,8 +1236,9 @@ def test_ctrl_c_at_any_moment(tmp_path: Path) -> None:
             *before, last = err.strip().splitlines()
             assert last.startswith("interrupted"), err
             assert [ln.split(":")[0] for ln in before] in ([], ["error", "fix"]), err
-        elif "64 MiB" in err:  # it refused /dev/zero before the signal came
-            assert proc.returncode == 1, err
+        elif "64 MiB" in err:  # it refused /dev/zero before the signal came (or as
+            # the interpreter was ending, when Python restores SIGINT's default)
+            assert proc.returncode in (1, -signal.SIGINT), err
         else:  # the interpreter was starting: Python's own way to end
             assert proc.returncode == -signal.SIGINT or "KeyboardInterrupt" in err, err
     assert seen.get(130), seen
