@@ -85,3 +85,28 @@ def test_user_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     assert f"error: {expected}" in out.stderr.splitlines()
+
+
+def test_verbose_after_the_command_too() -> None:
+    from kfunc.cli import build_parser
+
+    for argv in (["run", "--verbose", "x"], ["run", "x", "-v"], ["-v", "run", "x"]):
+        assert build_parser(argv).parse_args(argv).verbose is True, argv
+    assert build_parser(["run", "x"]).parse_args(["run", "x"]).verbose is False
+
+
+def test_kfunc_test_ignores_the_surrounding_pytest_configuration(tmp_path) -> None:
+    """A checkout whose pyproject.toml sets addopts for plugins kfunc's pytest lacks."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = "--no-such-plugin-option 1"\n'
+    )
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "test_plain.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "kfunc", "test", "."], capture_output=True, text=True,
+        cwd=project, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "unrecognized arguments" not in out.stderr
+    assert "ok: 1 passed" in out.stdout

@@ -25,8 +25,8 @@ from kfunc.check import (
 )
 from kfunc.clang import compile_bpf, find_clang, up_to_date
 from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
-from kfunc.errors import CheckError, MissingToolError
-from kfunc.kbuild import ModuleBuild, ModuleSource, build_module
+from kfunc.errors import BuildError, CheckError, MissingToolError
+from kfunc.kbuild import ModuleBuild, ModuleSource, build_module, kfunc_api_gap
 from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel
 from kfunc.libbpf.vmlinux_h import dump_module_types_h, write_vmlinux_h
@@ -35,6 +35,7 @@ from kfunc.project import Project
 
 __all__ = [
     "ProjectBuild",
+    "api_problems",
     "build_bpf",
     "build_project",
     "check_module",
@@ -195,20 +196,50 @@ def build_bpf(
     return objects
 
 
+def api_problems(source: ModuleSource, kernel: Kernel) -> list[Problem]:
+    """The kfunc API a hand-written module uses and the target's headers lack
+    (see :func:`kfunc.kbuild.kfunc_api_gap`): kbuild would fail on it."""
+    gap = kfunc_api_gap(source, kernel)
+    if gap is None:
+        return []
+    message, fix = gap
+    return [Problem(f"{message}, so kbuild would fail", fix, "")]
+
+
 def build_project(
     project: Project, kernel: Kernel, progress: Progress | None = None
 ) -> ProjectBuild:
-    """Build ``project`` for ``kernel``; CheckError when it cannot work there."""
+    """Build ``project`` for ``kernel``; CheckError when it cannot work there.
+
+    Everything that can be known before a boot is checked, and every problem
+    found is told at once: the module's registrations and kfunc API (a module
+    whose API the target lacks is not given to kbuild), its kfunc names against
+    the target's, and each program's kfunc calls and attach target.
+    """
+    from kfunc.attach_targets import missing_attach_targets
+    from kfunc.kernels.facts import vmlinux_names
+    from kfunc.name_clash import name_clashes
+
     progress = progress or Progress()
     source = project.module_source()
-    registration = _registration(project, source)
+    registration = reg = _registration(project, source)
     hooks = kfunc_hooks(kernel)
+    blocking: list[Problem] = []  # told whatever else is found
     with progress.step(f"{project.name}: checking the module against {kernel.version}"):
         warnings, module_problems = check_module(project, registration, kernel, hooks)
+        kfunc_names: list[str] = []
+        api: list[Problem] = []
+        if source is not None:
+            if project.spec is not None:
+                kfunc_names = [k.name for k in project.spec.kfuncs]
+            else:
+                kfunc_names = [name for name, _ in source.kfuncs]
+                api = api_problems(source, kernel)
+            blocking += api + name_clashes(source.name, kfunc_names, kernel, progress)
     for warning in warnings:
         progress.note(warning)
     module = header = None
-    if source is not None:
+    if source is not None and not blocking:  # a module that cannot work is not built
         with progress.step(f"module {source.name}: kbuild with BTF") as step:
             module = build_module(source, kernel, progress)
             kfuncs = ", ".join(f"{k.name} (BTF id {k.btf_id})" for k in module.kfuncs)
@@ -219,20 +250,56 @@ def build_project(
     problems: list[Problem] = []
     if project.bpf_sources:
         with progress.step(f"{project.name}: BPF programs, clang") as step:
-            built.objects = build_bpf(project, kernel, progress, module)
+            try:
+                built.objects = build_bpf(project, kernel, progress, module)
+            except BuildError:
+                if not blocking:
+                    raise
+                # Without its module, a program may not compile: the module's
+                # problems are the ones to tell.
+                raise _check_error(blocking) from None
             step.summary = (
                 f"BPF {', '.join(o.name for o in built.objects)} compiled against vmlinux.h"
             )
         with progress.step(f"{project.name}: checking kfunc calls against {kernel.version}"):
-            names = [k.name for k in module.kfuncs] if module is not None else []
+            functions, tracepoints = vmlinux_names(kernel)
+            own_funcs, own_tps = _module_names(module, kernel) if module else (set(), set())
+            # The module's kfuncs registered for every program type (UNSPEC).
+            common = [k for k in kfunc_names if reg and "unspec" in reg.types_for(k)]
             for obj in built.objects:
                 info = read_bpf_object(obj)
-                problems += check_calls(info, kernel.version, hooks)
+                problems += check_calls(info, kernel.version, hooks, common)
                 if registration is not None:
-                    problems += check_module_calls(info, names, registration, kernel.version, hooks)
+                    problems += check_module_calls(
+                        info, kfunc_names, registration, kernel.version, hooks
+                    )
+                blocking += missing_attach_targets(
+                    info, kernel.version, functions | own_funcs, tracepoints | own_tps,
+                    source.name if source is not None else None,
+                )  # fmt: skip
     # A program type whose calls were refused need not be told twice.
     refused = {p.prog_type for p in problems}
     problems += [p for p in module_problems if p.prog_type not in refused]
+    problems += blocking
     if problems:
-        raise CheckError([p.message for p in problems], problems[0].fix)
+        raise _check_error(problems)
     return built
+
+
+def _check_error(problems: list[Problem]) -> CheckError:
+    """Every problem, and each distinct fix once."""
+    fixes = [p.fix for p in problems if p.fix]
+    return CheckError([p.message for p in problems], "; ".join(dict.fromkeys(fixes)) or None)
+
+
+def _module_names(module: ModuleBuild, kernel: Kernel) -> tuple[set[str], set[str]]:
+    """The functions and tracepoints of a built module's own BTF: what fentry,
+    kprobe, raw_tp and tp_btf programs may attach to once it is in."""
+    from kfunc.btf import types as bt
+    from kfunc.elf import ElfObject
+
+    btf = ElfObject(module.ko).btf(base=ElfObject(kernel.vmlinux).btf())
+    prefix = "btf_trace_"
+    funcs = {t.name for t in btf.types(bt.Func)}
+    tps = {t.name[len(prefix) :] for t in btf.types(bt.Typedef) if t.name.startswith(prefix)}
+    return funcs, tps

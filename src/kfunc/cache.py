@@ -32,12 +32,27 @@ __all__ = [
 
 def cache_root() -> str:
     """The cache root: ``$KFUNC_CACHE`` when set, else ``$XDG_CACHE_HOME/kfunc``,
-    else ``~/.cache/kfunc``. Nothing kfunc caches lives in the host's system
-    directories."""
+    else ``~/.cache/kfunc`` (the home from the password database if ``$HOME`` is
+    unset or not an absolute path). Nothing kfunc caches lives in the host's
+    system directories; a cache that cannot be made is an error naming
+    KFUNC_CACHE (see :func:`cache_dir`)."""
     root = os.environ.get("KFUNC_CACHE")
     if root:
         return root
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    # The XDG spec ignores a relative XDG_CACHE_HOME; a relative or empty HOME
+    # would put the cache in the working directory: take the user's home from
+    # the password database instead (as expanduser does when HOME is unset).
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(xdg):
+        home = os.environ.get("HOME", "")
+        if not os.path.isabs(home) or home == "/":
+            try:
+                import pwd
+
+                home = pwd.getpwuid(os.getuid()).pw_dir
+            except (ImportError, KeyError):
+                home = "/tmp"
+        xdg = os.path.join(home, ".cache")
     return os.path.join(xdg, "kfunc")
 
 
@@ -46,7 +61,18 @@ def cache_dir(*parts: str) -> Path:
     from pathlib import Path
 
     path = Path(cache_root(), *parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        from kfunc.errors import KfuncError
+
+        origin = "$KFUNC_CACHE" if os.environ.get("KFUNC_CACHE") else "from $HOME"
+        raise KfuncError(
+            f"kfunc's cache {path} ({origin}): cannot create or write: {exc.strerror or exc}",
+            "set KFUNC_CACHE to a writable directory (e.g. KFUNC_CACHE=/var/tmp/kfunc)",
+        ) from None
     return path
 
 

@@ -9,7 +9,6 @@ The kernel side comes from the target's BTF and the module's sources.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from kfunc.btf import types as bt
 from kfunc.elf import PARSE_ERRORS
 from kfunc.errors import ELFError
 from kfunc.history import PROG_TYPE_HOOK, kfunc_hook_missing
+from kfunc.inputs import check_file, os_error
 from kfunc.kernels.version import KernelVersion
 
 if TYPE_CHECKING:
@@ -58,13 +58,14 @@ __all__ = [
     "registration_from_spec",
 ]
 
-_REGISTER = re.compile(r"register_btf_kfunc_id_set\(\s*BPF_PROG_TYPE_(\w+)")
 _FIX = {
     "kprobe": 'attach with fentry instead (SEC("fentry/<function>")) and register the kfunc '
     "set for BPF_PROG_TYPE_TRACING, or target a kernel >= 6.10 (--kernel 6.12)",
     "tracepoint": "attach with tp_btf or fentry instead, and register the kfunc set for "
     "BPF_PROG_TYPE_TRACING, or target a kernel >= 6.12",
     "perf_event": "target a kernel >= 6.12 (--kernel 6.12)",
+    "unspec": "register the set for the program types that call its kfuncs (e.g. "
+    "BPF_PROG_TYPE_TRACING), or target a kernel >= 6.2",
 }
 
 
@@ -104,6 +105,7 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
     from kfunc.elf import ElfObject
     from kfunc.libbpf import prog_type_by_section
 
+    check_file(path, "object")
     try:
         with Path(path).open("rb") as f:
             elf = ELFFile(f)
@@ -113,8 +115,17 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
             symtab = elf.get_section_by_name(".symtab")
             if not isinstance(symtab, SymbolTableSection):
                 raise ELFError(f"{path}: no symbol table", "do not strip BPF objects")
+            # Without BTF, which externs are kfuncs (.ksyms) and what they
+            # declare cannot be read: "0 kfunc calls" would be a false ok.
+            missing = [s for s in (".BTF", ".BTF.ext") if elf.get_section_by_name(s) is None]
+            if missing:
+                raise ELFError(
+                    f"{path}: built without -g (no {' and no '.join(missing)} section): its "
+                    "kfunc calls cannot be read",
+                    "compile it with clang -g -O2 -target bpf",
+                )
             obj = ElfObject(path)
-            btf = obj.btf() if obj.has_section(".BTF") else None
+            btf = obj.btf()
             ksyms = set()
             if btf is not None:
                 sec = next((d for d in btf.types(bt.Datasec) if d.name == ".ksyms"), None)
@@ -152,19 +163,25 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
     except PARSE_ERRORS as exc:
         raise ELFError(f"{path}: malformed ELF: {exc}", "rebuild the object") from None
     except OSError as exc:
-        raise ELFError(f"{path}: {exc.strerror}") from None
+        raise os_error(str(path), exc) from None
     unique = tuple(dict.fromkeys(calls))
     return BpfObjectInfo(Path(path), tuple(programs.values()), tuple(sorted(ksyms)), unique)
 
 
 def check_calls(
-    info: BpfObjectInfo, version: KernelVersion, hooks: set[str] | None
+    info: BpfObjectInfo,
+    version: KernelVersion,
+    hooks: set[str] | None,
+    common: Iterable[str] = (),
 ) -> list[Problem]:
-    """The calls of ``info`` that cannot work on this kernel."""
+    """The calls of ``info`` that cannot work on this kernel. ``common`` kfuncs are
+    in the common hook (registered for BPF_PROG_TYPE_UNSPEC), which the verifier
+    looks in first for every program type, with a hook of its own or not."""
+    everywhere = set(common) if hooks is None or "COMMON" in hooks else set()
     problems = []
     for call in info.calls:
         prog = call.program
-        if prog.prog_type is None:
+        if prog.prog_type is None or call.kfunc in everywhere:
             continue
         why = kfunc_hook_missing(prog.prog_type, version, hooks)
         if why:
@@ -179,13 +196,11 @@ def check_calls(
 
 
 def module_registrations(sources: list[Path]) -> list[str]:
-    """Program types a module's sources register kfunc sets for (libbpf names)."""
-    found = []
-    for src in sources:
-        if src.suffix in (".c", ".h"):
-            for m in _REGISTER.finditer(src.read_text(errors="replace")):
-                found.append(m[1].lower())
-    return list(dict.fromkeys(found))
+    """Program types a module's sources register kfunc sets for (libbpf names), read
+    as C (see :mod:`kfunc.csource`)."""
+    from kfunc.csource import read_module_c
+
+    return list(read_module_c(sources).prog_types)
 
 
 def check_registrations(
@@ -404,12 +419,16 @@ def registration_from_spec(spec: ModuleSpec) -> Registration:
 
 
 def registration_from_sources(module: str, sources: list[Path]) -> Registration | None:
-    """A hand-written module's register_btf_kfunc_id_set() calls, None if it has none."""
-    types = module_registrations(sources)
-    if not types:
+    """A hand-written module's register_btf_kfunc_id_set() calls, each kfunc with the
+    program types its own sets are registered for; None if it has none."""
+    from kfunc.csource import read_module_c
+
+    c = read_module_c(sources)
+    if not c.registrations:
         return None
-    names = ", ".join(s.name for s in sources if module_registrations([s]))
-    return Registration(module, tuple(types), f"register_btf_kfunc_id_set() in {names}")
+    names = ", ".join(dict.fromkeys(r.where.partition(":")[0] for r in c.registrations))
+    by_kfunc = {name: c.prog_types_of(name) for name, _ in c.kfuncs}
+    return Registration(module, c.prog_types, f"register_btf_kfunc_id_set() in {names}", by_kfunc)
 
 
 @dataclass

@@ -13,19 +13,17 @@ at the symbol ``__BTF_ID__set8__<name>``; a plain ``BTF_SET_START`` set is a
 
 from __future__ import annotations
 
-import gzip
 import io
-import lzma
 import mmap
+import stat
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
 from elftools.common.exceptions import ELFError as ElftoolsError
 from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
@@ -33,6 +31,7 @@ from elftools.elf.sections import SymbolTableSection
 
 from kfunc.btf.parse import BTF, parse_btf
 from kfunc.errors import ELFError
+from kfunc.inputs import CAPS, InputError, check_file, decompress, os_error, read_bytes
 from kfunc.kf_flags import kf_flag_names
 
 __all__ = ["BTFIdEntry", "BTFIdSet", "ElfObject"]
@@ -40,12 +39,7 @@ __all__ = ["BTFIdEntry", "BTFIdSet", "ElfObject"]
 SET8_PREFIX = "__BTF_ID__set8__"
 SET_PREFIX = "__BTF_ID__set__"
 
-_DECOMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
-    ".xz": lzma.decompress,
-    ".gz": gzip.decompress,
-    ".zst": lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data),
-}
-_DECOMPRESS_ERRORS = (lzma.LZMAError, gzip.BadGzipFile, EOFError, zstandard.ZstdError)
+_COMPRESSED = (".xz", ".gz", ".zst")
 #: What pyelftools raises on a malformed file (readers of ELF turn it into ELFError).
 PARSE_ERRORS = (
     ElftoolsError,
@@ -85,30 +79,46 @@ class BTFIdSet:
 class ElfObject:
     """An ELF file opened for reading sections; raises kfunc's ELFError on bad input."""
 
-    def __init__(self, path: str | PathLike[str]) -> None:
+    def __init__(self, path: str | PathLike[str], data: bytes | None = None) -> None:
+        """Open ``path``; with ``data``, parse those bytes (already read from it)."""
         self.path = Path(path)
-        self._elf = self._open()
+        self._elf = self._open(data)
 
     def __repr__(self) -> str:
         return f"<ElfObject {str(self.path)!r}>"
 
-    def _open(self) -> ELFFile:
-        stream: BinaryIO | mmap.mmap
+    def _open(self, data: bytes | None) -> ELFFile:
+        """The file parsed, bounded as :mod:`kfunc.inputs` says: a compressed
+        module is decompressed up to its cap, a regular file is mapped (a large
+        vmlinux stays out of memory until read), a special file is read up to
+        a module's cap."""
         try:
-            decompress = _DECOMPRESSORS.get(self.path.suffix)
-            if decompress is not None:
-                stream = io.BytesIO(decompress(self.path.read_bytes()))
+            return self._open_bounded(data)
+        except InputError as exc:  # this class's callers expect ELFError
+            raise ELFError(exc.message, exc.fix) from None
+
+    def _open_bounded(self, data: bytes | None) -> ELFFile:
+        stream: BinaryIO | mmap.mmap
+        name = str(self.path)
+        if data is None:
+            compressed = self.path.suffix in _COMPRESSED
+            st = check_file(self.path, "module" if compressed else "elf")
+            if compressed or not stat.S_ISREG(st.st_mode):
+                data = read_bytes(self.path, "module")
             else:
-                with open(self.path, "rb") as f:
-                    size = f.seek(0, io.SEEK_END)
-                    # mmap keeps a large vmlinux out of memory until read.
-                    stream = (
-                        mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else io.BytesIO()
-                    )
-        except OSError as e:
-            raise ELFError(f"{self.path}: cannot read: {e.strerror}") from e
-        except _DECOMPRESS_ERRORS as e:
-            raise ELFError(f"{self.path}: cannot decompress: {e}") from e
+                try:
+                    with open(self.path, "rb") as f:
+                        stream = (
+                            mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                            if st.st_size
+                            else io.BytesIO()
+                        )
+                except OSError as e:
+                    raise os_error(name, e) from None
+        if data is not None:
+            if self.path.suffix in _COMPRESSED and not data.startswith(b"\x7fELF"):
+                data = decompress(data, self.path.suffix, name)
+            stream = io.BytesIO(data)
         with self._errors():
             # pyelftools only reads, seeks and tells; its stubs ask for IO[bytes],
             # which an mmap is not.
@@ -131,6 +141,12 @@ class ElfObject:
             sec = self._elf.get_section_by_name(name)
             if sec is None:
                 raise ELFError(f"{self.path}: no {name} section")
+            if sec["sh_type"] != "SHT_NOBITS" and sec["sh_size"] > CAPS["section"]:
+                raise ELFError(
+                    f"{self.path}: section {name} claims {sec['sh_size']} bytes, over the "
+                    f"{CAPS['section'] >> 20} MiB kfunc reads",
+                    "pass an intact ELF file (this one is truncated or corrupt)",
+                )
             return bytes(sec.data())
 
     def btf(self, base: BTF | None = None, *, validate: bool = True) -> BTF:

@@ -28,10 +28,13 @@ __all__ = [
 class KfuncError(Exception):
     """Base of every error kfunc reports to a user."""
 
+    #: The fix of an error of this class raised without one.
+    default_fix: str | None = None
+
     def __init__(self, message: str, fix: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.fix = fix
+        self.fix = fix or self.default_fix
 
     def __str__(self) -> str:
         if self.fix:
@@ -76,6 +79,10 @@ class BTFError(KfuncError):
     ``offset`` and ``fix`` are keyword-only: a fix passed where the offset goes
     once crashed the message's formatting."""
 
+    default_fix = (
+        "pass intact BTF: /sys/kernel/btf/*, a .BTF section dump, or an ELF file with .BTF"
+    )
+
     def __init__(self, message: str, *, offset: int | None = None, fix: str | None = None) -> None:
         if offset is not None:
             message = f"{message} (at offset {offset:#x})"
@@ -85,6 +92,8 @@ class BTFError(KfuncError):
 
 class ELFError(KfuncError):
     """Malformed ELF, or an ELF file without the sections kfunc needs."""
+
+    default_fix = "pass an intact ELF file: a .ko, a vmlinux or a BPF object"
 
 
 class BuildError(KfuncError):

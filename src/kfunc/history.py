@@ -45,6 +45,11 @@ PROG_TYPE_HOOK: dict[str, tuple[str, KernelVersion | None]] = {
     "lwt_seg6local": ("LWT", None),
     "netfilter": ("NETFILTER", None),
     "kprobe": ("KPROBE", KernelVersion(6, 10)),
+    # A set registered for BPF_PROG_TYPE_UNSPEC goes to the common hook, whose
+    # kfuncs every program type may call (v6.2, cfe1456440c8 "bpf: Add support for
+    # kfunc set with common btf_ids"); before it, UNSPEC had no hook and
+    # registering failed.
+    "unspec": ("COMMON", KernelVersion(6, 2)),
     # These share the tracing hook, from 6.12 on: the enum does not show it.
     "tracepoint": ("TRACING", KernelVersion(6, 12)),
     "perf_event": ("TRACING", KernelVersion(6, 12)),
@@ -69,6 +74,11 @@ def kfunc_hook_missing(
         allowed = hook in hooks
     if allowed:
         return None
+    if prog_type == "unspec":
+        return (
+            f"BPF_PROG_TYPE_UNSPEC registers a set for every program type (the common kfunc "
+            f"hook, BTF_KFUNC_HOOK_COMMON), which arrived in Linux 6.2: {version} has no such hook"
+        )
     when = f"only from Linux {since.series} on" if since else f"not on Linux {version}"
     return f"{prog_type} programs may call kfuncs {when} (no kfunc hook for them in {version})"
 

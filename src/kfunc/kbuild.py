@@ -23,6 +23,7 @@ from typing import Any
 
 from kfunc.cache import cache_dir
 from kfunc.errors import BuildError, MissingToolError
+from kfunc.inputs import read_bytes
 from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.progress import Progress
@@ -35,12 +36,13 @@ __all__ = [
     "build_module",
     "kbuild_file",
     "kbuild_modules",
+    "kfunc_api_gap",
+    "recipes_tabbed",
     "verify_module",
 ]
 
 _OBJ_M = re.compile(r"^[ \t]*obj-m[ \t]*[+:]?=(.*)$", re.M)
 _VAR = re.compile(r"^[ \t]*(\w+)[ \t]*[:?]?=[ \t]*(\S*)[ \t]*$", re.M)
-_BTF_ID_FLAGS = re.compile(r"\bBTF_ID_FLAGS\(\s*func\s*,\s*(\w+)\s*(?:,\s*([^)]*))?\)")
 _SKIPPING_BTF = "Skipping BTF generation"
 _DIAGNOSTIC = re.compile(
     r"^(?P<file>[^:\s]+):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<msg>.*)$"
@@ -146,18 +148,16 @@ class ModuleSource:
                 f"most {MODULE_NAME_MAX} characters",
             )
         files = tuple(_module_files(path))
-        kfuncs = []
-        for f in files:
-            if f.suffix in (".c", ".h"):
-                for m in _BTF_ID_FLAGS.finditer(f.read_text(errors="replace")):
-                    flags = tuple(x.strip() for x in (m[2] or "").split("|") if x.strip())
-                    kfuncs.append((m[1], flags))
-        return cls(path, name, files, tuple(kfuncs))
+        from kfunc.csource import read_module_c
+
+        return cls(path, name, files, read_module_c(files).kfuncs)
 
     def digest(self, kernel: Kernel) -> str:
         h = hashlib.sha256(kernel.key.encode())
         for f in self.files:
-            h.update(str(f.relative_to(self.path)).encode() + b"\0" + f.read_bytes() + b"\0")
+            h.update(
+                str(f.relative_to(self.path)).encode() + b"\0" + read_bytes(f, "source") + b"\0"
+            )
         return h.hexdigest()[:16]
 
 
@@ -216,6 +216,9 @@ def build_module(
         copy = workdir / f.relative_to(source.path)
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, copy)
+        if f.name == "Makefile" and (tabbed := recipes_tabbed(f.read_text(errors="replace"))):
+            copy.write_text(tabbed)
+            progress.note(f"{f}: recipe lines indented with spaces; kbuild reads them as tabs")
     cmd = ["make", "-C", str(kernel.build_dir), f"M={workdir}", "-j2", "modules"]
     # An out-of-tree module's BTF is split over a "distilled" copy of the base
     # (.BTF.base) from 6.11 on (pahole >= 1.28: MODULE_PAHOLE_FLAGS; 7.x:
@@ -233,6 +236,9 @@ def build_module(
     log = output.replace(str(workdir), str(source.path))
     if returncode != 0 or not ko.exists():
         shutil.rmtree(workdir, ignore_errors=True)
+        gap = kfunc_api_gap(source, kernel)
+        if gap is not None:  # the error is what the kfunc API's history makes of it
+            raise BuildError(f"{_first_error(log, source)}: {gap[0]}", log=log, fix=gap[1])
         raise BuildError(_first_error(log, source), log=log, fix="fix the C source and rebuild")
     if _SKIPPING_BTF in log:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -245,6 +251,26 @@ def build_module(
     build = verify_module(source, kernel, ko, log, cached=False)
     record.write_text(json.dumps(build.to_dict(), indent=2) + "\n")
     return build
+
+
+_RULE = re.compile(r"^[^\s#][^=#]*?(?<![:+?!])::?(?!=)")
+
+
+def recipes_tabbed(makefile: str) -> str | None:
+    """``makefile`` with the recipe lines of its rules indented by a tab where they
+    are indented by spaces (as a Makefile copied from a web page is: make then
+    stops at "missing separator"); None if there are none."""
+    out, in_rule, changed = [], False, False
+    for line in makefile.split("\n"):
+        if _RULE.match(line):
+            in_rule = True
+        elif in_rule and line.startswith(" ") and line.strip():
+            line = "\t" + line.lstrip(" ")
+            changed = True
+        elif line and not line.startswith(("\t", " ")):
+            in_rule = False
+        out.append(line)
+    return "\n".join(out) if changed else None
 
 
 def _run_kbuild(cmd: list[str], workdir: Path) -> tuple[int, str]:
@@ -285,6 +311,28 @@ def _first_error(log: str, source: ModuleSource) -> str:
             return f"{m['file']}:{m['line']}: error: {m['msg']}"
     tail = [ln for ln in log.splitlines() if ln.strip()][-1:] or ["no output"]
     return f"module {source.name}: build failed: {tail[0].strip()}"
+
+
+def kfunc_api_gap(source: ModuleSource, kernel: Kernel) -> tuple[str, str] | None:
+    """(what, fix) when ``source`` uses kfunc API macros that the target's headers
+    lack and the module does not define itself (see
+    :data:`kfunc.codegen.shims.KFUNC_API`); None if it uses none such."""
+    from kfunc.codegen.shims import api_missing
+    from kfunc.csource import read_module_c
+    from kfunc.kernels.facts import header_macros
+
+    c = read_module_c(source.files)
+    missing = api_missing(c.words, header_macros(kernel) | c.defines)
+    if not missing:
+        return None
+    names = ", ".join(f"{n} ({a.since.series})" for a in missing for n in a.names if n in c.words)
+    newest = max(a.since for a in missing)
+    return (
+        f"module {source.name} uses the kfunc API of Linux {newest.series}: {names}; "
+        f"Linux {kernel.version}'s headers define none of these",
+        f"write the shims with `kfunc compat -o {source.path / 'compat.h'}` and add "
+        '#include "compat.h" after the kernel headers',
+    )
 
 
 def verify_module(

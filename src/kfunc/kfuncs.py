@@ -23,8 +23,10 @@ where a kernel is. A cached ``kfunc ls`` imports none of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from array import array
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from kfunc.btf.kernel import SYS_BTF
 from kfunc.cache import cache_dir, file_identity, read_json, record_name, write_json
 from kfunc.errors import BTFError, ELFError, KfuncError
+from kfunc.inputs import check_file, os_error, read_bytes, read_head
 
 if TYPE_CHECKING:
     from kfunc.btf.parse import BTF
@@ -350,25 +353,21 @@ def _is_elf(path: Path, head: bytes) -> bool:
     return head.startswith(_ELF_MAGIC) or path.suffix in (".xz", ".gz", ".zst")
 
 
-def _read_head(path: Path, size: int = 64) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError as e:
-        raise KfuncError(f"{path}: cannot read: {e.strerror}") from e
-
-
 def _load_btf(path: Path, base: BTF | None) -> tuple[BTF, ElfObject | None]:
     """The BTF of a raw BTF file or of an ELF file's ``.BTF`` (and the ELF)."""
-    if _is_elf(path, _read_head(path)):
-        from kfunc.elf import ElfObject
+    from kfunc.elf import ElfObject
 
+    if not stat.S_ISREG(check_file(path, "elf").st_mode):
+        # A FIFO or a device is read once (up to a module's cap), then told apart.
+        data = read_bytes(path, "btf")
+        if _is_elf(path, data[:4]):
+            elf = ElfObject(path, data)
+            return elf.btf(base, validate=False), elf
+    elif _is_elf(path, read_head(path)):
         elf = ElfObject(path)
         return elf.btf(base, validate=False), elf
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise BTFError(f"BTF {path}: cannot read: {e.strerror}") from e
+    else:
+        data = read_bytes(path, "btf")
     from kfunc.btf.parse import parse_btf
 
     return parse_btf(data, base, name=str(path), validate=False), None
@@ -386,25 +385,40 @@ def file_inventory(
     file keeps its path, size, mtime and first 4 KiB.
     """
     path = _existing(path)
-    base_path = Path(base) if base is not None else default_base(path)
+    base_path: Path | None
+    if base is not None:
+        base_path = _existing(base)
+        _check_base(path, base_path)
+    else:
+        base_path = default_base(path)
     keyed = [path] if base_path is None else [path, base_path]
     try:
-        ident = [file_identity(p) for p in keyed]
+        # Only regular files have an identity: a FIFO's content is read once.
+        ident = [file_identity(p) for p in keyed] if all(p.is_file() for p in keyed) else None
     except OSError as e:
-        raise KfuncError(f"{e.filename}: cannot read: {e.strerror}") from e
+        raise os_error(str(e.filename), e) from None
     store = None
-    if cache:
-        store = cache_dir("inventory") / record_name([_CACHE_VERSION, ident])
+    if cache and ident is not None:
+        try:
+            store = cache_dir("inventory") / record_name([_CACHE_VERSION, ident])
+        except KfuncError:  # an unusable cache only costs the next run its speed
+            store = None
+    if store is not None:
         cached = read_json(store)
         if cached and cached.get("version") == _CACHE_VERSION and cached.get("files") == ident:
             return Inventory.from_dict(cached["inventory"])
     base_btf = _load_btf(base_path, None)[0] if base_path is not None else None
     btf, elf = _load_btf(path, base_btf)
+    if base_path is not None and elf is not None:
+        _check_sets_resolved(path, base_path, elf, btf)
     owner = VMLINUX if base_btf is None else module_name(path)
     kfuncs = elf_kfuncs(elf, btf, owner) if elf else tagged_kfuncs(btf, owner)
     inv = Inventory(str(path), _sorted(kfuncs), helper_count(btf))
     if store is not None:
-        write_json(store, {"version": _CACHE_VERSION, "files": ident, "inventory": inv.to_dict()})
+        with contextlib.suppress(OSError):  # an unusable cache is no error
+            write_json(
+                store, {"version": _CACHE_VERSION, "files": ident, "inventory": inv.to_dict()}
+            )
     return inv
 
 
@@ -412,22 +426,32 @@ def default_base(path: str | os.PathLike[str]) -> Path | None:
     """The base :func:`file_inventory` reads ``path`` over when given none: for a
     .ko, the vmlinux its ``vermagic`` names (:func:`module_base`); else None."""
     path = _existing(path)
-    if _is_elf(path, _read_head(path)) and _looks_like_module(path):
+    if not path.is_file():  # a FIFO or a device: read once, by file_inventory
+        return None
+    if _is_elf(path, read_head(path)) and _looks_like_module(path):
         return module_base(path)
     return None
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
+    """``path``, if it is a file kfunc may read BTF from (see :mod:`kfunc.inputs`)."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise KfuncError(f"{path}: no such file", "pass a BTF file, a vmlinux or a .ko")
+    check_file(path, "elf")
     return path
 
 
 def host_files(module: str | None = None) -> list[Path]:
     """The files :func:`host_inventory` reads: vmlinux's BTF, then ``module``'s."""
     vmlinux = SYS_BTF / VMLINUX
-    return [vmlinux] if module is None else [vmlinux, SYS_BTF / module.replace("-", "_")]
+    if module is None:
+        return [vmlinux]
+    if not module or "/" in module or module in (".", "..") or "\0" in module:
+        raise KfuncError(
+            f"module {module!r}: not a module name", "pass a module's name, e.g. nf_conntrack"
+        )
+    return [vmlinux, SYS_BTF / module.replace("-", "_")]
 
 
 def _looks_like_module(path: Path) -> bool:
@@ -435,6 +459,63 @@ def _looks_like_module(path: Path) -> bool:
 
 
 _VERMAGIC = re.compile(rb"vermagic=(\S+)")
+# init/version.c's linux_banner: "Linux version <release> (<builder>) ...".
+_BANNER = re.compile(rb"Linux version (\S+) \(")
+
+
+def module_release(elf: ElfObject) -> str | None:
+    """The release a module was built for: the first word of its ``vermagic``."""
+    m = _VERMAGIC.search(elf.section(".modinfo")) if elf.has_section(".modinfo") else None
+    return m.group(1).decode(errors="replace") if m else None
+
+
+def vmlinux_release(path: Path) -> str | None:
+    """The release of the kernel whose vmlinux ``path`` is, where it says: the
+    running kernel's for its ``/sys/kernel/btf/vmlinux``, the ``linux_banner``
+    in an ELF vmlinux's ``.rodata``; None for other raw BTF (it names no release)."""
+    from kfunc.elf import ElfObject
+
+    if path.resolve() == (SYS_BTF / VMLINUX).resolve():
+        return os.uname().release
+    if not path.is_file() or not _is_elf(path, read_head(path)):
+        return None
+    elf = ElfObject(path)
+    m = _BANNER.search(elf.section(".rodata")) if elf.has_section(".rodata") else None
+    return m.group(1).decode(errors="replace") if m else None
+
+
+def _check_base(path: Path, base: Path) -> None:
+    """Refuse a --base from another kernel than the module ``path`` was built for:
+    its split BTF read over it would name the wrong types (and list no kfuncs)."""
+    from kfunc.elf import ElfObject
+
+    if not (path.is_file() and _is_elf(path, read_head(path)) and _looks_like_module(path)):
+        return
+    built_for = module_release(ElfObject(path))
+    base_release = vmlinux_release(base)
+    if built_for and base_release and built_for != base_release:
+        raise KfuncError(
+            f"{path}: built for kernel {built_for}, but the base {base} is the vmlinux of "
+            f"kernel {base_release}",
+            f"pass the vmlinux of {built_for} with --base, or no --base to let kfunc find it",
+        )
+
+
+def _check_sets_resolved(path: Path, base: Path, elf: ElfObject, btf: BTF) -> None:
+    """Where the base names no release (raw BTF): refuse it if none of the module's
+    kfunc set ids names a FUNC over it, as happens over another kernel's BTF."""
+    from kfunc.btf import format as fmt
+
+    ids = [e.btf_id for s in kfunc_sets(_elf_sets(elf, btf)) for e in s.entries if e.btf_id]
+    if ids and not any(
+        btf.start_id <= i < len(btf) and btf.kind(i) == fmt.BTF_KIND_FUNC for i in ids
+    ):
+        release = module_release(elf)
+        raise KfuncError(
+            f"{path}: none of its {len(ids)} kfunc set ids names a function over the base "
+            f"{base}: the base is another kernel's BTF",
+            f"pass the vmlinux of {release or 'the kernel it was built for'} with --base",
+        )
 
 
 def module_base(path: Path) -> Path:
@@ -444,14 +525,12 @@ def module_base(path: Path) -> Path:
     from kfunc.elf import ElfObject
     from kfunc.kernels.target import get_kernel
 
-    elf = ElfObject(path)
-    m = _VERMAGIC.search(elf.section(".modinfo")) if elf.has_section(".modinfo") else None
-    if m is None:
+    release = module_release(ElfObject(path))
+    if release is None:
         raise ELFError(
             f"{path}: no vermagic in .modinfo to tell which kernel it was built for",
             "pass its vmlinux BTF with --base",
         )
-    release = m.group(1).decode()
     if release == os.uname().release and (SYS_BTF / VMLINUX).exists():
         return SYS_BTF / VMLINUX
     try:

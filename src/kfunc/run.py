@@ -31,7 +31,15 @@ from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
 from kfunc.vm.session import SessionClient
 
-__all__ = ["ProjectReport", "RunReport", "plan_test_run", "run_projects"]
+__all__ = [
+    "KernelOutcome",
+    "ProjectReport",
+    "RunReport",
+    "plan_test_run",
+    "printk_message",
+    "run_matrix",
+    "run_projects",
+]
 
 
 @dataclass
@@ -371,3 +379,74 @@ def _read_events(report: ProjectReport, events: list[dict[str, Any]]) -> None:
         if event.get("ok") is False and report.error is None:
             report.error = event.get("error")
             report.fix = event.get("fix")
+
+
+@dataclass
+class KernelOutcome:
+    """What a run on one kernel of a matrix came to: a report (it booted), or the
+    error that stopped it; ``refused`` when that was before any boot (a check)."""
+
+    kernel: str
+    report: RunReport | None = None
+    error: str | None = None
+    fix: str | None = None
+    refused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None and self.report.ok
+
+    def summary(self) -> str:
+        """One line: the result seen, or why there is none."""
+        if self.report is None:
+            return ("refused before boot: " if self.refused else "failed: ") + (self.error or "")
+        projects = self.report.projects
+        results = [
+            (Path(p.project).name + ": " if len(projects) > 1 else "") + printk_message(p.result)
+            for p in projects
+            if p.result
+        ]
+        if self.report.ok:
+            if results:
+                return "; ".join(results)
+            return f"{sum(len(p.tests) for p in self.report.projects)} test run(s) passed"
+        failed = next((p for p in self.report.projects if not p.ok), None)
+        return f"failed: {(failed.error if failed else None) or 'the run did not show its result'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kernel": self.kernel,
+            "ok": self.ok,
+            "refused": self.refused,
+            "summary": self.summary(),
+            "error": self.error,
+            "fix": self.fix,
+            "report": self.report.to_dict() if self.report else None,
+        }
+
+
+def printk_message(line: str) -> str:
+    """A trace line's bpf_printk message (the whole line if it is not one)."""
+    _, _, message = line.partition("bpf_trace_printk: ")
+    return (message or line).strip()
+
+
+def run_matrix(
+    projects: list[Project],
+    kernels: list[str],
+    progress: Progress | None = None,
+    **options: Any,
+) -> list[KernelOutcome]:
+    """Run ``projects`` on each of ``kernels``, one boot each where the checks
+    pass; a kernel whose checks refuse the projects is not booted."""
+    from kfunc.errors import BuildError, CheckError
+
+    outcomes = []
+    for name in kernels:
+        try:
+            outcomes.append(KernelOutcome(name, run_projects(projects, name, progress, **options)))
+        except (CheckError, BuildError) as exc:  # found on the host: nothing booted
+            outcomes.append(KernelOutcome(name, error=exc.message, fix=exc.fix, refused=True))
+        except KfuncError as exc:
+            outcomes.append(KernelOutcome(name, error=exc.message, fix=exc.fix))
+    return outcomes

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from kfunc.errors import KfuncError
+from kfunc.spec import module_name_problem
 
 __all__ = ["DEFAULT_KERNELS", "scaffold"]
 
@@ -142,16 +146,47 @@ def scaffold(name: str, parent: Path | str = ".", kernels: Sequence[str] = DEFAU
             f"kfunc new: {name!r} is not a valid module name",
             "use lower-case letters, digits and underscores, not starting with a digit",
         )
+    problem = module_name_problem(name)
+    if problem is not None:  # what kfunc.toml's schema would refuse later
+        raise KfuncError(f"kfunc new: {problem}", "pick another module name")
     path = Path(parent) / name
-    if path.exists():
-        raise KfuncError(f"{path}: already exists", "choose another name or remove it")
-    path.mkdir(parents=True)
+    if os.path.lexists(path):
+        dangling = " (a dangling symlink)" if path.is_symlink() and not path.exists() else ""
+        raise KfuncError(f"{path}: already exists{dangling}", "choose another name or remove it")
     matrix = json.dumps(list(kernels))
-    (path / "kfunc.toml").write_text(_SPEC.format(name=name, kernels=matrix))
-    (path / f"{name}.bpf.c").write_text(_BPF.format(name=name))
-    (path / f"test_{name}.py").write_text(_TEST.format(name=name))
-    workflows = path / ".github" / "workflows"
-    workflows.mkdir(parents=True)
-    (workflows / "kfunc.yml").write_text(_WORKFLOW.format(kernels=matrix))
-    (path / ".gitignore").write_text("build/\n__pycache__/\n")
+    files = {
+        "kfunc.toml": _SPEC.format(name=name, kernels=matrix),
+        f"{name}.bpf.c": _BPF.format(name=name),
+        f"test_{name}.py": _TEST.format(name=name),
+        ".github/workflows/kfunc.yml": _WORKFLOW.format(kernels=matrix),
+        ".gitignore": "build/\n__pycache__/\n",
+    }
+    # Made in a temporary directory beside it and renamed at the end: a failure
+    # (a full disk, a name too long for a file in it) leaves nothing behind.
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".kfunc-new-", dir=parent))
+    except OSError as exc:
+        raise KfuncError(
+            f"kfunc new: cannot create {name}/ in {parent}: {exc.strerror}",
+            "run it in a directory you may write to",
+        ) from None
+    try:
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.rename(tmp, path)
+    except OSError as exc:
+        raise KfuncError(
+            f"kfunc new: cannot create {path}/: {exc.strerror}",
+            "choose a shorter name, or a directory you may write to with free space",
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

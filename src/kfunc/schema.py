@@ -50,8 +50,6 @@ __all__ = [
 ]
 
 FILE_NAME = "kfunc.toml"
-# A kfunc.toml of real projects is a few kB; larger is not a spec.
-MAX_SIZE = 1 << 20
 
 
 class _Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -151,24 +149,24 @@ def read_kfunc_toml(path: Path) -> KfuncToml:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    """The TOML of ``path``, read through :mod:`kfunc.inputs` (a 1 MiB cap)."""
+    from kfunc.inputs import InputError, TooBigError, check_file, read_bytes
+
     if path.is_dir():
         raise SpecError(
             f"{path}: is a directory", f"{FILE_NAME} must be a file: remove or rename the directory"
         )
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, a device never end
+        if not stat.S_ISREG(check_file(path, "toml").st_mode):  # a FIFO would block
             raise SpecError(f"{path}: not a regular file", f"make {FILE_NAME} a file")
-        with path.open("rb") as f:
-            raw = f.read(MAX_SIZE + 1)
-    except OSError as exc:
+        raw = read_bytes(path, "toml")
+    except TooBigError as exc:
         raise SpecError(
-            f"{path}: cannot read: {exc.strerror}", "check the file and its permissions"
-        ) from None
-    if len(raw) > MAX_SIZE:
-        raise SpecError(
-            f"{path}: larger than {MAX_SIZE >> 20} MiB",
+            f"{path}: larger than {exc.cap >> 20} MiB",
             f"is this a {FILE_NAME}? it holds a few tables",
-        )
+        ) from None
+    except InputError as exc:
+        raise SpecError(exc.message, exc.fix) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

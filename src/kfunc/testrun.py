@@ -25,7 +25,13 @@ from pathlib import Path
 
 from kfunc.errors import KfuncError
 
-__all__ = ["TestMatrix", "TestResult", "project_kernels", "run_tests"]
+__all__ = [
+    "TestMatrix",
+    "TestResult",
+    "has_pytest_files",
+    "project_kernels",
+    "run_tests",
+]
 
 DEFAULT_KERNELS = ("6.12",)
 
@@ -81,6 +87,19 @@ def project_kernels(path: Path) -> list[str]:
     return list(DEFAULT_KERNELS)
 
 
+def has_pytest_files(path: str | os.PathLike[str]) -> bool:
+    """Whether pytest would find test files under ``path`` (test_*.py, *_test.py),
+    outside kfunc's own build/ directories."""
+    target = Path(path)
+    if target.is_file():
+        return True
+    return any(
+        "build" not in p.relative_to(target).parts[:-1]
+        for pattern in ("test_*.py", "*_test.py")
+        for p in target.rglob(pattern)
+    )
+
+
 def run_tests(
     path: str | os.PathLike[str] = ".",
     kernels: Sequence[str] | None = None,
@@ -101,8 +120,15 @@ def run_tests(
     kernel_list = list(kernels) if kernels else project_kernels(target)
     with tempfile.TemporaryDirectory(prefix="kfunc-test-") as tmp:
         report = Path(tmp) / "report.json"
+        # pytest's configuration is kfunc's own: not the addopts of a pyproject.toml
+        # or pytest.ini around the project (plugins that may not be installed),
+        # nor the conftest.py files above it.
+        ini = Path(tmp) / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        cwd = target if target.is_dir() else target.parent
         argv = [sys.executable, "-m", "pytest", str(target), "--kernels", ",".join(kernel_list),
-                "--kfunc-report", str(report), "-p", "no:cacheprovider", "-rfEs"]  # fmt: skip
+                "--kfunc-report", str(report), "-p", "no:cacheprovider", "-rfEs",
+                "-c", str(ini), "--rootdir", str(cwd), "--confcutdir", str(cwd)]  # fmt: skip
         if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             argv[3:3] = ["-p", "kfunc.pytest_plugin"]
         if module is not None:
@@ -110,9 +136,9 @@ def run_tests(
         if junit is not None:
             argv.append(f"--junitxml={Path(junit).resolve()}")
         argv += list(pytest_args)
-        cwd = target if target.is_dir() else target.parent
         out = subprocess.DEVNULL if capture else None
-        proc = subprocess.run(argv, cwd=cwd, stdout=out, stderr=out, check=False)
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+        proc = subprocess.run(argv, cwd=cwd, stdout=out, stderr=out, check=False, env=env)
         if proc.returncode == 5:
             raise KfuncError(
                 f"{path}: no tests collected",

@@ -358,6 +358,26 @@ def _clean(lines: Iterable[str]) -> list[str]:
     return out
 
 
+#: Lines a verifier log ends with after the rejection: statistics, libbpf's frame.
+_TRAILER = re.compile(
+    r"^(processed \d+ insns|verification time|stack depth|-- (BEGIN|END) PROG LOAD LOG --|$)"
+)
+
+
+def rejection_line(log: str) -> str | None:
+    """The line of ``log`` that says why the program was rejected, as far as a
+    log without a matching rule tells: its last line that is not statistics,
+    an instruction, a source line or a register state; None for an empty log."""
+    lines = [ln.strip() for ln in _clean(log.splitlines())]
+    for line in reversed(lines):
+        if _TRAILER.match(line) or _INSN.match(line) or _SOURCE.match(line):
+            continue
+        if re.match(r"^\d+: (R\d|frame)", line):  # a register state
+            continue
+        return line
+    return next((ln for ln in reversed(lines) if ln), None)
+
+
 def parse_log(log: str, line_info: Iterable[LineInfo] = ()) -> VerifierLog:
     """The instructions a log shows, each with the source line before it.
 

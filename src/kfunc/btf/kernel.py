@@ -23,12 +23,14 @@ SYS_BTF = Path("/sys/kernel/btf")
 
 
 def _read(path: Path, missing: str, fix: str) -> bytes:
+    from kfunc.inputs import InputError, read_bytes
+
+    if not path.exists():
+        raise BTFError(f"{path}: {missing}", fix=fix)
     try:
-        return path.read_bytes()
-    except FileNotFoundError as e:
-        raise BTFError(f"{path}: {missing}", fix=fix) from e
-    except OSError as e:
-        raise BTFError(f"{path}: cannot read: {e.strerror}") from e
+        return read_bytes(path, "btf")
+    except InputError as e:
+        raise BTFError(e.message, fix=e.fix) from None
 
 
 def load_vmlinux_btf() -> BTF:

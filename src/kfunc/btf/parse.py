@@ -461,11 +461,12 @@ def parse_btf_file(
     path: str | PathLike[str], base: BTF | None = None, *, validate: bool = True
 ) -> BTF:
     """Parse a raw BTF file (``/sys/kernel/btf/*`` or a ``.BTF`` section dump)."""
+    from kfunc.inputs import InputError, read_bytes
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise BTFError(f"BTF {path}: cannot read: {e.strerror}") from e
+        data = read_bytes(path, "btf")
+    except InputError as e:
+        raise BTFError(f"BTF {e.message}", fix=e.fix) from None
     return parse_btf(data, base, name=str(path), validate=validate)
 
 

@@ -8,6 +8,7 @@ argparse is imported.
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import os
@@ -22,7 +23,7 @@ from kfunc.errors import KfuncError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
+    from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -39,6 +40,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "header": ("kfunc.cli.header", "write extern __ksym declarations of kfuncs"),
     "diff": ("kfunc.cli.diff", "compare the kfunc APIs of two kernels, BTF files or modules"),
     "check": ("kfunc.cli.check", "check a BPF object's kfunc calls against a kernel"),
+    "compat": ("kfunc.cli.compat", "write compat.h: kfunc API shims for hand-written modules"),
     "explain": ("kfunc.cli.explain", "explain a verifier log: what, where, and the fix"),
     "survey": ("kfunc.cli.survey", "count helpers and kfuncs per release; CSV, JSON, chart"),
 }
@@ -65,18 +67,37 @@ def _help_formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=columns - 2)
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``argv``, only the command it names is fully registered."""
+class _UsageError(Exception):
+    """A command line argparse refuses, when the error must be JSON."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+def build_parser(
+    argv: list[str] | None = None, json_errors: bool = False
+) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the command it names is fully registered.
+    With ``json_errors``, a usage error raises :class:`_UsageError` instead of
+    printing argparse's usage lines."""
     import argparse
 
-    class CommandParser(argparse.ArgumentParser):
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            if json_errors:
+                raise _UsageError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
+            super().error(message)
+
+    class CommandParser(Parser):
         """A command's parser, with kfunc's help formatter."""
 
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("formatter_class", _help_formatter)
             super().__init__(**kwargs)
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kfunc",
         description="Author, build, load and test eBPF kfuncs defined in kernel modules.",
         formatter_class=_help_formatter,
@@ -94,6 +115,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in _COMMANDS.items():
         if name == chosen:
             importlib.import_module(module).register(sub)
+            # -v after the command too (`kfunc run --verbose`); only when given, so
+            # that it does not undo a -v before the command.
+            sub.choices[name].add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                help="show debug logging (and what the command shows in full with it)",
+            )  # fmt: skip
         else:
             sub.add_parser(name, help=help_text)
     return parser
@@ -132,31 +159,132 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     try:
         if _chosen(argv) in _REPLAYED and answers.replay(argv):
+            sys.stdout.flush()
             return 0
     except BrokenPipeError:
         return _reader_left()
-    args = build_parser(argv).parse_args(argv)
-    args.argv = argv  # for commands that store their answer
-    _configure_logging(args.command, args.verbose)
+    except OSError as exc:
+        return _failed(_os_error(exc), json_errors=False)
+    # `survey --json FILE` names an output file; elsewhere --json is the format.
+    json_errors = "--json" in argv and _chosen(argv) != "survey"
     try:
-        if getattr(args, "kernel_root", None) is not None:
-            from kfunc.cli.kernel_args import resolve_kernel_root
+        args = build_parser(argv, json_errors).parse_args(argv)
+    except _UsageError as exc:
+        return _failed(KfuncError(exc.message, exc.fix), json_errors=True, status=2)
+    args.argv = argv  # for commands that store their answer
+    json_errors = getattr(args, "json", None) is True
+    _configure_logging(args.command, args.verbose)
+    # While the command runs, Ctrl-C raises KeyboardInterrupt: context managers
+    # stop guests and remove temporary files on the way out.
+    # Once it has stopped, the start-up handler is back (for the `kfunc`
+    # command: exit 130 at once), also while an error is being reported.
+    import signal  # not before: it costs enum (~3-10 ms) to the replay of `kfunc ls`
 
-            resolve_kernel_root(args)
-        return int(args.func(args))
+    previous = _sigint(signal.default_int_handler)
+    try:
+        try:
+            if getattr(args, "kernel_root", None) is not None:
+                from kfunc.cli.kernel_args import resolve_kernel_root
+
+                resolve_kernel_root(args)
+            status = int(args.func(args))
+            sys.stdout.flush()
+            return status
+        finally:
+            _sigint(previous)
     except KfuncError as exc:
-        from kfunc.cli.output import print_error
-
-        print_error(exc)
-        return 1
+        return _failed(exc, json_errors)
     except KeyboardInterrupt:
-        print("\ninterrupted: stopped the guest and cleaned up", file=sys.stderr)
+        print("interrupted: stopped and cleaned up", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return _reader_left()
+    except OSError as exc:
+        return _failed(_os_error(exc), json_errors)
+    except UnicodeError as exc:
+        return _failed(
+            KfuncError(f"text that is not UTF-8: {exc}", "pass UTF-8 text (files, arguments)"),
+            json_errors,
+        )
+    except MemoryError:
+        return _failed(
+            KfuncError("out of memory", "pass smaller inputs, or free memory"), json_errors
+        )
+
+
+def _sigint(handler: Any) -> Any:
+    """Set SIGINT's handler (where Python allows: the main thread); return the old one."""
+    import signal
+
+    try:
+        return signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
+    except ValueError:  # not the main thread (main called from a test's thread)
+        return handler
+
+
+#: The fix for an OSError, by errno, when nothing more precise caught it.
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space, or write somewhere else",
+    errno.EDQUOT: "free disk space, or write somewhere else",
+    errno.EACCES: "check the permissions of the path, or use another",
+    errno.EPERM: "check the permissions of the path, or use another",
+    errno.EROFS: "write somewhere writable",
+    errno.ENAMETOOLONG: "use a shorter name or path",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "check the path: a part of it is not a directory",
+    errno.EISDIR: "pass a file, not a directory",
+    errno.ELOOP: "fix the symlink loop",
+    errno.EEXIST: "remove it, or pick another name",
+}
+
+
+def _os_error(exc: OSError) -> KfuncError:
+    """An OSError nothing else explained, as one line: the path and the reason."""
+    from kfunc.inputs import shown
+
+    where = shown(os.fsdecode(exc.filename)) if exc.filename is not None else "writing output"
+    fix = _OS_FIXES.get(exc.errno or 0, "check the path and the disk, then run again")
+    if exc.filename is not None and ("HOME" in os.environ or "KFUNC_CACHE" in os.environ):
+        from kfunc.cache import cache_root
+
+        if os.fspath(exc.filename).startswith(cache_root()):
+            fix = "set KFUNC_CACHE to a writable directory (e.g. KFUNC_CACHE=/var/tmp/kfunc)"
+    return KfuncError(f"{where}: {exc.strerror or exc}", fix)
+
+
+def _failed(exc: KfuncError, json_errors: bool, status: int = 1) -> int:
+    """Report ``exc``: one JSON object on stdout with --json (``ok``: false,
+    ``error``, ``fix``), else the error and fix lines on stderr. Output that
+    could not be written is dropped first."""
+    try:
+        sys.stdout.flush()
+    except OSError:  # stdout cannot be written: the error goes to stderr
+        _drop_stdout()
+        json_errors = False
+    if json_errors:
+        import json
+
+        try:
+            print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))
+            sys.stdout.flush()
+            return status
+        except OSError:
+            _drop_stdout()
+    import contextlib
+
+    from kfunc.cli.output import print_error
+
+    with contextlib.suppress(OSError):  # stderr is gone too: the status says it
+        print_error(exc)
+    return status
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what is buffered for it can no longer be written."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _reader_left() -> int:
     """`kfunc ls | head`: the reader left; say nothing more."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _drop_stdout()
     return 141

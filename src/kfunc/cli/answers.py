@@ -31,7 +31,7 @@ __all__ = ["FORMAT", "identities", "replay", "store"]
 
 #: Bumped whenever the output of a replayed command changes, to drop old records
 #: (so does a new kfunc version: both are in the key).
-FORMAT = 1
+FORMAT = 2  # 2: ls --ko with another kernel's --base is an error
 
 Identity = list[str | int]
 

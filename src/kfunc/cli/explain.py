@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from kfunc.errors import KfuncError
@@ -30,28 +29,34 @@ def register(sub: Any) -> None:
 
 def _explain(args: argparse.Namespace) -> int:
     from kfunc.explain import explain_with_object
+    from kfunc.inputs import check_file, decode, read_bytes, read_stream
+    from kfunc.verifier import rejection_line
 
     if args.log == "-":
-        text = sys.stdin.read()
+        text = decode(read_stream(sys.stdin.buffer, "log", "stdin"), "stdin", errors="replace")
     else:
-        try:
-            text = Path(args.log).read_text(errors="replace")
-        except OSError as exc:
-            raise KfuncError(
-                f"{args.log}: {exc.strerror}", "pass a log file, or - for stdin"
-            ) from None
-    if args.obj and not Path(args.obj).is_file():
-        raise KfuncError(f"{args.obj}: no such object", "pass the BPF object the log is about")
+        text = decode(read_bytes(args.log, "log"), args.log, errors="replace")
+    if args.obj:
+        check_file(args.obj, "object")
     x = explain_with_object(text, args.obj, args.program)
-    if args.json:
-        print(json.dumps(x.to_dict() if x else None, indent=1))
-        return 0 if x else 1
     if x is None:
-        lines = [ln for ln in text.splitlines() if ln.strip()]
+        line = rejection_line(text)
+        message = "no rule explains this log"
+        fix = "read the whole log; kfunc knows the rejections in kfunc.verifier.RULES"
+        if args.json:
+            print(
+                json.dumps(
+                    {"ok": False, "error": message, "fix": fix, "rule": None, "line": line},
+                    indent=1,
+                )
+            )
+            return 1
         raise KfuncError(
-            f"no rule explains this log (its last line: {lines[-1] if lines else 'empty'!r})",
-            "read the whole log; kfunc knows the rejections in kfunc.verifier.RULES",
+            f"{message} (its rejection line: {line or 'none, the log is empty'!r})", fix
         )
+    if args.json:
+        print(json.dumps(x.to_dict(), indent=1))
+        return 0
     prog = f"prog '{x.program}': " if x.program else ""
     print(f"error: {prog}{x.message}")
     if x.insn is not None:

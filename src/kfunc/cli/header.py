@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from kfunc.cli.inventory_args import add_selectors, load_inventory
-from kfunc.errors import KfuncError
+from kfunc.cli.inventory_args import add_selectors, inventory_files, load_inventory
 from kfunc.kfuncs import ksym_header
+from kfunc.outputs import check_not_input, write_output
 
 __all__ = ["register"]
 
@@ -35,14 +34,13 @@ def register(sub: Any) -> None:
 
 
 def _header(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_not_input(args.output, inventory_files(args) or [], "-o")
     inv = load_inventory(args, quiet=True).select(names=args.kfunc)
     text = ksym_header(inv.kfuncs, weak=args.weak)
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    try:
-        Path(args.output).write_text(text)
-    except OSError as e:
-        raise KfuncError(f"{args.output}: cannot write: {e.strerror}") from e
+    write_output(args.output, text)
     print(f"{args.output}: {len(inv.kfuncs)} kfunc declaration(s)", file=sys.stderr)
     return 0

@@ -42,7 +42,7 @@ def inventory_files(args: argparse.Namespace) -> list[str] | None:
     release ``6.12`` names, and its modules, are more than a few files."""
     if args.kernel:
         return None
-    path = args.btf or args.ko
+    path = args.btf if args.btf is not None else args.ko
     if path is None:
         return [str(p) for p in host_files(args.module)]
     if args.base is None:
@@ -54,7 +54,7 @@ def inventory_files(args: argparse.Namespace) -> list[str] | None:
 def load_inventory(args: argparse.Namespace, quiet: bool = False) -> Inventory:
     """The inventory the selectors name; the running kernel's BTF by default.
     Reading a whole kernel shows progress on stderr unless ``quiet``."""
-    if args.base and not (args.btf or args.ko):
+    if args.base is not None and args.btf is None and args.ko is None:
         raise KfuncError("--base: no split BTF to read", "use --base with --btf FILE or --ko FILE")
     if args.kernel:
         # Only a kernel target needs rich and the package machinery.
@@ -66,8 +66,8 @@ def load_inventory(args: argparse.Namespace, quiet: bool = False) -> Inventory:
         kernel = get_kernel(args.kernel, progress)
         with progress.step(f"kfuncs of kernel {kernel}"):
             inv = kernel_inventory(kernel, progress)
-    elif args.btf or args.ko:
-        inv = file_inventory(args.btf or args.ko, args.base)
+    elif args.btf is not None or args.ko is not None:
+        inv = file_inventory(args.btf if args.btf is not None else args.ko, args.base)
     else:
         return host_inventory(args.module)
     return inv.select(args.module) if args.module else inv

@@ -13,10 +13,11 @@ KERNEL_HELP = (
 )
 
 
-def add_kernel(p: Any, default: str | None) -> None:
-    """--kernel (with ``default``) and --kernel-root."""
+def add_kernel(p: Any, default: str | None, more: str = "") -> None:
+    """--kernel (with ``default``; ``more`` help) and --kernel-root."""
     suffix = f" (default: {default})" if default else ""
-    p.add_argument("--kernel", "-k", default=default, metavar="KERNEL", help=KERNEL_HELP + suffix)
+    help_text = KERNEL_HELP + suffix + more
+    p.add_argument("--kernel", "-k", default=default, metavar="KERNEL", help=help_text)
     add_kernel_root(p)
 
 
@@ -36,12 +37,12 @@ def resolve_kernel_root(args: argparse.Namespace) -> None:
     from kfunc.errors import KfuncError
     from kfunc.kernels.local import rooted_spec
 
-    if getattr(args, "kernel", None):
-        args.kernel = rooted_spec(args.kernel, root)
-    elif getattr(args, "kernels", None):
-        args.kernels = ",".join(rooted_spec(k.strip(), root) for k in args.kernels.split(","))
-    else:
-        raise KfuncError(
-            "--kernel-root: no kernel to look up there",
-            "name it too: --kernel RELEASE --kernel-root DIR",
-        )
+    for name in ("kernel", "kernels"):
+        if getattr(args, name, None):
+            names = getattr(args, name).split(",")
+            setattr(args, name, ",".join(rooted_spec(k.strip(), root) for k in names))
+            return
+    raise KfuncError(
+        "--kernel-root: no kernel to look up there",
+        "name it too: --kernel RELEASE --kernel-root DIR",
+    )

@@ -12,7 +12,7 @@ from rich.status import Status
 from kfunc.errors import GuestError, KfuncError
 from kfunc.progress import Progress
 
-__all__ = ["ConsoleProgress", "print_error"]
+__all__ = ["ConsoleProgress", "one_line", "print_error"]
 
 # soft_wrap: a one-line error stays one line, whatever the terminal width.
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -58,13 +58,23 @@ class ConsoleProgress(Progress):
             self.console.print(f"[yellow]![/] {escape(text)}")
 
 
+#: Control characters (a file name may hold a newline or a terminal escape)
+#: shown escaped, so that an error stays one line and cannot drive the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x09: "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped: one line, inert on a terminal."""
+    return text.translate(_CONTROL)
+
+
 def print_error(exc: KfuncError, console: Console = err_console) -> None:
     """One line with the cause, one with the fix, and the guest's last kernel lines."""
     if isinstance(exc, GuestError) and exc.kernel_log:
         console.print("[dim]last kernel log lines:[/]")
         for line in exc.kernel_log[-15:]:
             console.print(f"  [dim]{escape(line)}[/]")
-    console.print(f"[bold red]error:[/] {escape(exc.message)}")
+    console.print(f"[bold red]error:[/] {escape(one_line(exc.message))}")
     if exc.fix:
-        console.print(f"[bold]fix:[/] {escape(exc.fix)}")
+        console.print(f"[bold]fix:[/] {escape(one_line(exc.fix))}")
     sys.stderr.flush()

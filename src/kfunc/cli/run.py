@@ -15,9 +15,16 @@ from kfunc.errors import KfuncError
 from kfunc.kernels.local import HOST
 from kfunc.kernels.target import DEFAULT_KERNEL
 from kfunc.project import Project
-from kfunc.run import ProjectReport, RunReport, run_projects
+from kfunc.run import (
+    KernelOutcome,
+    ProjectReport,
+    RunReport,
+    printk_message,
+    run_matrix,
+    run_projects,
+)
 
-__all__ = ["register"]
+__all__ = ["register", "show_matrix"]
 
 
 def register(sub: Any) -> None:
@@ -31,7 +38,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="project directory, e.g. examples/hello"
     )
-    add_kernel(p, None)
+    add_kernel(p, None, "; or several separated by commas (6.1,6.12,7.3: a kernel-by-result "
+               f"table; default: {DEFAULT_KERNEL})")  # fmt: skip
     p.add_argument(
         "--on-host", action="store_true",
         help="insert the module into the running kernel instead of a guest's (root only; the "
@@ -65,15 +73,17 @@ def _run(args: argparse.Namespace) -> int:
     kernel = HOST if args.on_host else args.kernel or DEFAULT_KERNEL
     projects = [Project.load(path, module=args.module) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
-    try:
-        report = run_projects(
-            projects, kernel, progress, timeout=args.timeout, use_kept=not args.boot,
-            on_host=args.on_host,
-        )  # fmt: skip
-    except KfuncError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": exc.message, "fix": exc.fix}))
-        raise
+    kernels = [k.strip() for k in kernel.split(",") if k.strip()]
+    if len(kernels) > 1:
+        outcomes = run_matrix(
+            projects, kernels, progress, timeout=args.timeout, use_kept=not args.boot
+        )
+        return show_matrix(outcomes, args.json)
+    # An error is reported by kfunc.cli, as JSON with --json.
+    report = run_projects(
+        projects, kernel, progress, timeout=args.timeout, use_kept=not args.boot,
+        on_host=args.on_host,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -126,14 +136,41 @@ def _show_project(project: ProjectReport, console: Console, title: bool) -> None
     for line in project.trace:
         console.print(f"    [magenta]trace:[/] {escape(line.strip())}")
     if project.ok and project.result:
-        console.print(f"[bold green]ok[/]: {escape(_result_text(project.result))}")
+        console.print(f"[bold green]ok[/]: {escape(printk_message(project.result))}")
     elif project.ok:
         console.print(f"[bold green]ok[/]: {len(project.tests)} test run(s) passed")
 
 
-def _result_text(line: str) -> str:
-    _, _, message = line.partition("bpf_trace_printk: ")
-    return message or line.strip()
+def show_matrix(outcomes: list[KernelOutcome], as_json: bool) -> int:
+    """A kernel-by-result table of a run on several kernels (or the JSON of it),
+    then why each kernel that failed did; the exit status: 0 if all passed."""
+    ok = all(o.ok for o in outcomes)
+    if as_json:
+        print(json.dumps({"ok": ok, "kernels": [o.to_dict() for o in outcomes]}, indent=2))
+        return 0 if ok else 1
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    for outcome in outcomes:
+        if outcome.report is not None:
+            _show(outcome.report, console)
+    table = Table(title="kfunc run", title_justify="left")
+    table.add_column("kernel")
+    table.add_column("result")
+    notes = []
+    for outcome in outcomes:
+        cell = escape(outcome.summary())
+        if outcome.ok:
+            cell = f"[green]{cell}[/]"
+        else:
+            notes.append(outcome)
+            cell = f"[red]{cell}[/] [dim]({len(notes)})[/]"
+        table.add_row(outcome.kernel, cell)
+    console.print(table)
+    for n, outcome in enumerate(notes, 1):
+        if outcome.fix:
+            console.print(f"  ({n}) [bold]fix[/]: {escape(outcome.fix)}")
+    return 0 if ok else 1
 
 
 def _describe(event: dict[str, Any]) -> str:

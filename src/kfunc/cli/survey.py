@@ -13,6 +13,7 @@ from rich.table import Table
 
 from kfunc.cli.output import ConsoleProgress
 from kfunc.errors import KfuncError
+from kfunc.outputs import check_not_input
 from kfunc.survey.model import Survey
 
 __all__ = ["register"]
@@ -63,15 +64,19 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.tags and not args.git:
+        raise KfuncError("--tags: only with --git", "add --git REPO, or drop --tags")
     if not (args.tree or args.debian or args.git or args.btf or args.kernel):
         raise KfuncError(
             "survey: nothing to count",
             "pass --tree PATH..., --debian 6.1 6.12, --git REPO, --btf [FILE] or --kernel VER",
         )
-    if args.tags and not args.git:
-        raise KfuncError("--tags: only with --git", "add --git REPO, or drop --tags")
     if args.chart and not args.chart.lower().endswith(".png"):
         raise KfuncError(f"--chart {args.chart}: not a .png file", "name the chart FILE.png")
+    inputs = [*args.tree, args.git, args.btf if args.btf != "host" else None]
+    for option in ("csv", "json", "chart"):
+        if getattr(args, option):
+            check_not_input(getattr(args, option), inputs, f"--{option}")
     progress = ConsoleProgress()
     survey = Survey()
     from kfunc.survey.sources import survey_tree

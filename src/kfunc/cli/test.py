@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kfunc.cli.kernel_args import add_kernel_root
-from kfunc.testrun import TestMatrix, run_tests
+from kfunc.testrun import TestMatrix, has_pytest_files, project_kernels, run_tests
 
 __all__ = ["register"]
 
@@ -22,8 +23,9 @@ def register(sub: Any) -> None:
         "test",
         help="run a project's tests (pytest + kfunc's fixtures) on each kernel of its matrix",
         description="Run the project's pytest tests with kfunc's plugin (fixtures kernel, module, "
-        "bpf; one boot per kernel) on each kernel, and print a kernel-by-test table. Exit status "
-        "1 if any test failed.",
+        "bpf; one boot per kernel) on each kernel, and print a kernel-by-test table. A project "
+        "without test files gets its [run] scenario run on each kernel instead, as a "
+        "kernel-by-result table. Exit status 1 if any test failed.",
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or test file")
     p.add_argument(
@@ -46,11 +48,26 @@ def register(sub: Any) -> None:
 
 def _test(args: argparse.Namespace) -> int:
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()] if args.kernels else None
+    if Path(args.path).is_dir() and not has_pytest_files(args.path):
+        return _run_scenario(args.path, kernels, args.module)
     matrix = run_tests(
         args.path, kernels, junit=args.junit, pytest_args=args.pytest_args, module=args.module
     )
     show(matrix)
     return 0 if matrix.ok else 1
+
+
+def _run_scenario(path: str, kernels: list[str] | None, module: str | None) -> int:
+    """A project without pytest files: its [run] scenario (or the inferred trigger
+    and expectation) on each kernel of the matrix, as `kfunc run --kernel A,B` does."""
+    from kfunc.cli.output import ConsoleProgress
+    from kfunc.cli.run import show_matrix
+    from kfunc.project import Project
+    from kfunc.run import run_matrix
+
+    project = Project.load(path, module=module)
+    outcomes = run_matrix([project], kernels or project_kernels(project.path), ConsoleProgress())
+    return show_matrix(outcomes, as_json=False)
 
 
 def show(matrix: TestMatrix, console: Console | None = None) -> None:

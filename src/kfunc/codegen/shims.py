@@ -14,6 +14,7 @@ default for every kfunc, so from 7.0 on it is defined as 0 (nothing is lost).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kfunc.history import PROG_TYPE_HOOK, kfunc_hook_missing
@@ -24,8 +25,13 @@ from kfunc.spec import ModuleSpec
 __all__ = [
     "API_SHIMS",
     "FLAG_SHIMS",
+    "KFUNC_API",
     "OLDEST",
+    "KfuncApi",
     "Verdict",
+    "api_missing",
+    "api_shims",
+    "compat_header",
     "flag_shims",
     "judge",
     "registration_guard",
@@ -34,24 +40,109 @@ __all__ = [
 #: The oldest kernel generated modules support.
 OLDEST = KernelVersion(6, 1)
 
-#: The kfunc API macros, the release that brought each, and its fallback.
-API_SHIMS = """\
-/* The kfunc API as of 6.9, for older kernels. */
-#ifndef __bpf_kfunc\t\t\t/* 6.3 */
-#define __bpf_kfunc __used noinline
-#endif
-#ifndef __bpf_kfunc_start_defs\t\t/* 6.7 */
-#define __bpf_kfunc_start_defs()\t\t\t\t\t\\
-\t__diag_push();\t\t\t\t\t\t\t\\
-\t__diag_ignore_all("-Wmissing-prototypes",\t\t\t\\
-\t\t\t  "Global kfuncs as their definitions will be in BTF")
-#define __bpf_kfunc_end_defs() __diag_pop()
-#endif
-#ifndef BTF_KFUNCS_START\t\t/* 6.9 */
-#define BTF_KFUNCS_START(name) BTF_SET8_START(name)
-#define BTF_KFUNCS_END(name) BTF_SET8_END(name)
-#endif
-"""
+
+@dataclass(frozen=True)
+class KfuncApi:
+    """Macros of the kfunc API that arrived together: the release, the upstream
+    commit that brought them (hash and title), and the fallback that older
+    kernels understand."""
+
+    names: tuple[str, ...]
+    since: KernelVersion
+    change: str
+    fallback: str
+
+
+#: The kfunc API as of 6.9, name by name, with the release of each.
+KFUNC_API: tuple[KfuncApi, ...] = (
+    KfuncApi(
+        ("__bpf_kfunc",),
+        KernelVersion(6, 3),
+        "57e7c169cd6a bpf: Add __bpf_kfunc tag for marking kernel functions as kfuncs",
+        "#define __bpf_kfunc __used noinline\n",
+    ),
+    KfuncApi(
+        ("__bpf_kfunc_start_defs", "__bpf_kfunc_end_defs"),
+        KernelVersion(6, 7),
+        "391145ba2acc bpf: Add __bpf_kfunc_{start,end}_defs macros",
+        "#define __bpf_kfunc_start_defs()\t\t\t\t\t\\\n"
+        "\t__diag_push();\t\t\t\t\t\t\t\\\n"
+        '\t__diag_ignore_all("-Wmissing-prototypes",\t\t\t\\\n'
+        '\t\t\t  "Global kfuncs as their definitions will be in BTF")\n'
+        "#define __bpf_kfunc_end_defs() __diag_pop()\n",
+    ),
+    KfuncApi(
+        ("__bpf_hook_start", "__bpf_hook_end"),
+        KernelVersion(6, 7),
+        "15fb6f2b6c4c bpf: Add __bpf_hook_{start,end} macros",
+        "#define __bpf_hook_start()\t\t\t\t\t\t\\\n"
+        "\t__diag_push();\t\t\t\t\t\t\t\\\n"
+        '\t__diag_ignore_all("-Wmissing-prototypes",\t\t\t\\\n'
+        '\t\t\t  "Global functions as their definitions will be in vmlinux BTF")\n'
+        "#define __bpf_hook_end() __diag_pop()\n",
+    ),
+    KfuncApi(
+        ("BTF_KFUNCS_START", "BTF_KFUNCS_END"),
+        KernelVersion(6, 9),
+        "2747e0ee57c2 bpf: btf: Add BTF_KFUNCS_START/END macro pair",
+        "#define BTF_KFUNCS_START(name) BTF_SET8_START(name)\n"
+        "#define BTF_KFUNCS_END(name) BTF_SET8_END(name)\n",
+    ),
+    KfuncApi(
+        ("BTF_SET8_KFUNCS",),
+        KernelVersion(6, 9),
+        "bpf: btf: Support flags for BTF_SET8 sets",
+        "#define BTF_SET8_KFUNCS 0\t/* a set8 flag older kernels do not read */\n",
+    ),
+)
+
+
+def api_shims(apis: Iterable[KfuncApi] = KFUNC_API) -> str:
+    """``#ifndef`` fallbacks for ``apis``, each marked with its release."""
+    out = ["/* The kfunc API as of 6.9, for older kernels. */\n"]
+    for api in apis:
+        out.append(f"#ifndef {api.names[0]}\t\t/* {api.since.series}: {api.change} */\n")
+        out.append(api.fallback)
+        out.append("#endif\n")
+    return "".join(out)
+
+
+#: The fallbacks a generated module carries.
+API_SHIMS = api_shims()
+
+
+def api_missing(used: Iterable[str], defined: Iterable[str]) -> list[KfuncApi]:
+    """The kfunc API macros among ``used`` (identifiers of a module's sources) that
+    ``defined`` (the target's headers' macros and the module's own) lacks."""
+    used, defined = set(used), set(defined)
+    return [a for a in KFUNC_API if set(a.names) & used and not set(a.names) & defined]
+
+
+def compat_header(defined: Iterable[str] | None = None, kernel: str = "") -> str:
+    """The shim header that lets a hand-written kfunc module build from 6.1 to 7.x:
+    the API fallbacks, and the flags with a safe fallback (see FLAG_SHIMS) or that
+    became the default (KF_TRUSTED_ARGS, 7.0). With ``defined`` (a target's header
+    macros), only what that kernel lacks."""
+    apis = (
+        list(KFUNC_API)
+        if defined is None
+        else api_missing((n for a in KFUNC_API for n in a.names), defined)
+    )
+    where = f" for Linux {kernel}" if kernel else ", Linux 6.1 to 7.x"
+    lines = [
+        f"/* compat.h: the kfunc API{where}. Written by `kfunc compat`. */",
+        "#ifndef KFUNC_COMPAT_H",
+        "#define KFUNC_COMPAT_H",
+        "#include <linux/btf.h>",
+        "#include <linux/btf_ids.h>",
+        "",
+        "",
+    ]
+    body = api_shims(apis) if apis else ""
+    names = {f.name for f in KF_FLAGS if f.default_since} | set(FLAG_SHIMS)
+    flags = _flag_fallbacks(names - set(defined or ()))
+    return "\n".join(lines) + body + "\n".join(flags) + ("\n" if flags else "") + "#endif\n"
+
 
 #: Flags newer than OLDEST that have a safe fallback: (fallback, why).
 FLAG_SHIMS: dict[str, tuple[str, str]] = {
@@ -74,7 +165,12 @@ def flag_shims(spec: ModuleSpec) -> str:
     """``#ifndef`` fallbacks for the shimmable flags the spec uses: older kernels'
     missing flags (FLAG_SHIMS), and flags newer kernels dropped because their
     behaviour became the default (KF_TRUSTED_ARGS, 7.0)."""
-    used = {f for k in spec.kfuncs for f in k.flags}
+    lines = _flag_fallbacks({f for k in spec.kfuncs for f in k.flags})
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _flag_fallbacks(used: set[str]) -> list[str]:
+    """The ``#ifndef`` fallback lines of the flags among ``used`` that have one."""
     lines = []
     for flag in KF_FLAGS:
         if flag.default_since and flag.name in used:
@@ -85,13 +181,12 @@ def flag_shims(spec: ModuleSpec) -> str:
             ]
     for name, (fallback, why) in FLAG_SHIMS.items():
         if name in used:
-            since = _FLAGS[name].since
             lines += [
-                f"#ifndef {name}\t\t\t/* {since}; before it, {fallback}: {why} */",
+                f"#ifndef {name}\t\t\t/* {_FLAGS[name].since}; before it, {fallback}: {why} */",
                 f"#define {name} {fallback}",
                 "#endif",
             ]
-    return "\n".join(lines) + ("\n" if lines else "")
+    return lines
 
 
 def registration_guard(prog_type: str) -> KernelVersion | None:

@@ -153,7 +153,10 @@ def _fix_for(err: int, message: str, verifier_log: str = "") -> str | None:
             "that defines it, or declare it __weak and test bpf_ksym_exists()"
         )
     if "load failed" in message and verifier_log:
-        return "read the verifier log (LibbpfError.log) for the instruction it rejected"
+        return (
+            "read the verifier log for the instruction it rejected: `kfunc run --verbose` "
+            "prints it whole, `kfunc explain LOGFILE` explains it"
+        )
     if "load failed" in message:
         return (
             "the kernel refused the program before verifying it: check that it supports "

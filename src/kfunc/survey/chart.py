@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kfunc.errors import KfuncError
+from kfunc.outputs import open_output
 from kfunc.survey.model import FirstSeen, ReleaseCount, Survey
 
 __all__ = ["draw_chart"]
@@ -87,9 +88,8 @@ def draw_chart(survey: Survey, out: str | Path, title: str | None = None) -> Pat
     )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     try:
-        fig.savefig(out, format="png")
-    except OSError as e:
-        raise KfuncError(f"{out}: cannot write the chart: {e.strerror}") from e
+        with open_output(out, "wb") as f:
+            fig.savefig(f, format="png")
     finally:
         plt.close(fig)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["call_args", "defines", "strip_comments"]
+__all__ = ["call_args", "defines", "drop_if0", "strip_comments"]
 
 _COMMENT_OR_STRING = re.compile(
     r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S
@@ -27,6 +27,39 @@ def strip_comments(text: str) -> str:
         return s
 
     return _COMMENT_OR_STRING.sub(repl, text)
+
+
+_CONDITIONAL = re.compile(r"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+
+
+def drop_if0(text: str) -> str:
+    """``text`` with what ``#if 0`` (or the ``#else`` of ``#if 1``) leaves out
+    blanked; every other conditional's branches are all kept, as a reviewer
+    reads them. Lines keep their numbers."""
+    # A stack of (branch is dead, condition is literal: 0 or 1, or None).
+    stack: list[tuple[bool, str | None]] = []
+    out = []
+    for line in text.split("\n"):
+        m = _CONDITIONAL.match(line)
+        dead_before = any(dead for dead, _ in stack)
+        if m:
+            word, rest = m[1], m[2].strip()
+            if word == "if":
+                literal = rest if rest in ("0", "1") else None
+                stack.append((literal == "0", literal))
+            elif word in ("ifdef", "ifndef"):
+                stack.append((False, None))
+            elif word in ("else", "elif") and stack:
+                # After #if 1 every other branch is dead; after #if 0 the next
+                # one is live (an #elif's own condition is not evaluated).
+                literal = stack[-1][1]
+                stack[-1] = (True, "1") if literal == "1" else (False, None)
+            elif word == "endif" and stack:
+                stack.pop()
+            out.append("" if dead_before else line)
+            continue
+        out.append("" if dead_before else line)
+    return "\n".join(out)
 
 
 def join_continuations(text: str) -> str:

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from kfunc.errors import KfuncError
+from kfunc.outputs import open_output, write_output
 from kfunc.survey.model import Survey
 
 __all__ = ["RELEASE_COLUMNS", "first_seen_csv_path", "write_csv", "write_json"]
@@ -24,31 +24,25 @@ def write_csv(survey: Survey, path: str | Path) -> list[Path]:
     in ``<stem>-first-seen.csv`` beside it. Returns the files written."""
     path = Path(path)
     written = [path]
-    try:
-        with open(path, "w", newline="") as f:
+    with open_output(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(RELEASE_COLUMNS)
+        for r in survey.releases:
+            d = r.to_dict(names=False)
+            w.writerow([d[c] if d[c] is not None else "" for c in RELEASE_COLUMNS])
+    if survey.first_seen:
+        extra = first_seen_csv_path(path)
+        with open_output(extra, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(RELEASE_COLUMNS)
-            for r in survey.releases:
-                d = r.to_dict(names=False)
-                w.writerow([d[c] if d[c] is not None else "" for c in RELEASE_COLUMNS])
-        if survey.first_seen:
-            extra = first_seen_csv_path(path)
-            with open(extra, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(("date", "kind", "name", "commit"))
-                for s in sorted(survey.first_seen, key=lambda s: (s.date, s.kind, s.name)):
-                    w.writerow((s.date.isoformat(), s.kind, s.name, s.commit))
-            written.append(extra)
-    except OSError as e:
-        raise KfuncError(f"{e.filename}: cannot write CSV: {e.strerror}") from e
+            w.writerow(("date", "kind", "name", "commit"))
+            for s in sorted(survey.first_seen, key=lambda s: (s.date, s.kind, s.name)):
+                w.writerow((s.date.isoformat(), s.kind, s.name, s.commit))
+        written.append(extra)
     return written
 
 
 def write_json(survey: Survey, path: str | Path) -> Path:
     """The whole survey, names included, as one JSON document."""
     path = Path(path)
-    try:
-        path.write_text(json.dumps(survey.to_dict(), indent=2) + "\n")
-    except OSError as e:
-        raise KfuncError(f"{path}: cannot write JSON: {e.strerror}") from e
+    write_output(path, json.dumps(survey.to_dict(), indent=2) + "\n")
     return path

@@ -12,7 +12,6 @@ decompression and a few megabytes of memory.
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import tarfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from kfunc.errors import KfuncError
+from kfunc.inputs import CAPS, decompress, read_bytes, read_stream, read_text
 from kfunc.progress import Progress
 from kfunc.survey.dates import release_date
 from kfunc.survey.helpers import helpers_from_header
@@ -112,13 +112,17 @@ def read_tree(path: str | Path, progress: Progress | None = None) -> SourceTree:
 
 def _read_dir(root: Path) -> SourceTree:
     makefile = root / "Makefile"
-    version = makefile_version(makefile.read_text(errors="replace")) if makefile.exists() else None
+    version = (
+        makefile_version(read_text(makefile, "source", errors="replace"))
+        if makefile.is_file()
+        else None
+    )
     tree = SourceTree(root.resolve().name, version)
     for sub in sorted(root.rglob("*.[ch]")):
         rel = sub.relative_to(root).as_posix()
         if not is_wanted_path(rel) or not sub.is_file():
             continue
-        data = sub.read_bytes()
+        data = read_bytes(sub, "source")
         if rel == HELPERS_HEADER or is_wanted_text(data):
             tree.files[rel] = _decode(data)
     return tree
@@ -143,6 +147,12 @@ def _read_tar(name: str, tar: tarfile.TarFile, progress: Progress) -> SourceTree
         seen += 1
         if seen % 5000 == 0:
             progress.update(f"{seen} files read, {len(tree.files)} kept: {rel}")
+        if member.size > CAPS["source"] and (rel == "Makefile" or is_wanted_path(rel)):
+            raise KfuncError(
+                f"{name}: {member.name}: {member.size} bytes, over the "
+                f"{CAPS['source'] >> 20} MiB kfunc reads as a C source",
+                "pass an intact kernel tarball",
+            )
         if rel == "Makefile":
             f = tar.extractfile(member)
             if f is not None:
@@ -202,7 +212,9 @@ def _read_deb(path: Path, f: BinaryIO, progress: Progress) -> SourceTree:
                 if name.endswith("/changelog.Debian.gz") and entry.isfile():
                     raw = outer.extractfile(entry)
                     if raw is not None:
-                        changelog = _decode(gzip.decompress(raw.read()))
+                        # A changelog is ~1 MB; a .deb is the user's: bounded.
+                        packed = read_stream(raw, "source", f"{path}: {name}")
+                        changelog = _decode(decompress(packed, ".gz", f"{path}: {name}", "source"))
                 elif re.fullmatch(r"usr/src/linux-source-[^/]+\.tar(\.\w+)?", name):
                     inner_f = outer.extractfile(entry)
                     if inner_f is None:
@@ -258,6 +270,14 @@ def survey_tree(path: str | Path, progress: Progress | None = None) -> ReleaseCo
         tree = read_tree(path, progress)
         count = count_tree(tree)
         count.source = str(path)
+        if not count.n_helpers and not count.n_kfuncs:
+            # Every kernel since 3.18 has helpers: nothing counted is no answer.
+            raise KfuncError(
+                f"{path}: no BPF helpers and no kfuncs found: not a kernel source tree "
+                f"(no {HELPERS_HEADER}, no registered kfunc sets)",
+                "pass the top directory of a kernel source tree, a linux-*.tar.xz or a "
+                "linux-source-*.deb",
+            )
         step.summary = (
             f"{Path(path).name}: Linux {tree.version or '?'}: {count.n_helpers} helpers, "
             f"{count.n_kfuncs} kfuncs"

@@ -333,6 +333,11 @@ def step_trigger(state: State, kind: str, command: str | None = None) -> dict[st
     raise StepFailed(f"trigger: unknown kind {kind!r}")
 
 
+# After the expected line: read on until no line came for this long (seconds).
+_TRACE_QUIET = 0.3
+_TRACE_MAX_LINES = 10_000
+
+
 def step_trace(state: State, expect: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
     from kfunc.tracefs import TracePipe, ensure_tracefs
 
@@ -346,10 +351,20 @@ def step_trace(state: State, expect: str | None = None, timeout: float = 5.0) ->
             line = pipe.readline(timeout=max(0.0, deadline - time.monotonic()))
             if line is None:
                 continue
+            if not line.strip():  # a format's own "\n" leaves an empty line
+                continue
             lines.append(line)
             if pattern is None or pattern.search(line):
                 matched = line
                 break
+        # Every line the trigger caused, not only the first: what is already
+        # there, and what follows within a short quiet spell.
+        while matched is not None and len(lines) < _TRACE_MAX_LINES:
+            line = pipe.readline(timeout=_TRACE_QUIET)
+            if line is None:
+                break
+            if line.strip():
+                lines.append(line)
     if matched is None:
         raise StepFailed(
             f"trace: no line matching {expect!r} within {timeout:g} s"
