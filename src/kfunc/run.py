@@ -24,7 +24,7 @@ from kfunc.build import ProjectBuild, build_project
 from kfunc.errors import KfuncError, LostVMError
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
-from kfunc.project import Project, TestRun
+from kfunc.project import Project, TestRun, unpicked_bpf_sources
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
@@ -34,6 +34,7 @@ __all__ = [
     "KernelOutcome",
     "ProjectReport",
     "RunReport",
+    "check_runnable",
     "plan_test_run",
     "printk_message",
     "run_matrix",
@@ -157,6 +158,32 @@ def plan_test_run(test: TestRun, objects: list[Path], staged: dict[Path, str]) -
     }  # fmt: skip
 
 
+def check_runnable(projects: list[Project]) -> None:
+    """Refuse a project with no BPF program to run, before a kernel is fetched."""
+    for project in projects:
+        if project.bpf_sources:
+            continue
+        unpicked = unpicked_bpf_sources(project)
+        above = project.path.parent
+        message = f"{project.path}: no BPF program (*.bpf.c) to run"
+        if unpicked:
+            names = ", ".join(str(p.relative_to(project.path)) for p in unpicked)
+            message += f"; {names} has SEC() programs, but kfunc takes *.bpf.c files only"
+            first = unpicked[0].relative_to(project.path)
+            fix = (
+                f"rename {first} to {str(first)[:-2]}.bpf.c, or list it in kfunc.toml: "
+                f'[bpf] sources = ["{first}"]'
+            )
+        elif any(above.glob("*.bpf.c")):
+            fix = (
+                f"run kfunc on {above}, the project: its programs are there, and it finds the "
+                "module in its subdirectory"
+            )
+        else:
+            fix = "add a BPF C program that calls the kfunc, or use `kfunc build` for the module"
+        raise KfuncError(message, fix)
+
+
 def run_projects(
     projects: list[Project],
     kernel_name: str,
@@ -174,6 +201,7 @@ def run_projects(
     that kernel already serving (a test's GuestSession).
     """
     progress = progress or Progress()
+    check_runnable(projects)
     if os.geteuid() != 0:
         # virtme-ng runs the guest as the user who starts it: only root may
         # insert modules and load BPF programs there.
@@ -189,15 +217,6 @@ def run_projects(
     report = RunReport(kernel=kernel.to_dict())
     prepared = []
     for project in projects:
-        if not project.bpf_sources:
-            above = project.path.parent
-            fix = (
-                f"run kfunc on {above}, the project: its programs are there, and it finds the "
-                "module in its subdirectory"
-                if any(above.glob("*.bpf.c"))
-                else "add a BPF C program that calls the kfunc, or use `kfunc build` for the module"
-            )
-            raise KfuncError(f"{project.path}: no BPF program (*.bpf.c) to run", fix)
         built = build_project(project, kernel, progress)
         preport = ProjectReport(
             project=str(project.path),
@@ -408,6 +427,7 @@ def run_matrix(
     pass; a kernel whose checks refuse the projects is not booted."""
     from kfunc.errors import BuildError, CheckError
 
+    check_runnable(projects)
     outcomes = []
     for name in kernels:
         try:

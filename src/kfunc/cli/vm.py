@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from kfunc.cli.output import ConsoleProgress
+from kfunc.cli.run import seconds
 from kfunc.kernels.target import DEFAULT_KERNEL, get_kernel
 from kfunc.vm.keeper import find_kept, kept_guests, start_kept, stop_kept
 
@@ -23,7 +24,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--kernel", "-k", default=DEFAULT_KERNEL, help="target kernel (default 6.12)")
-    p.add_argument("--lifetime", type=float, default=3600.0, help="power off after this (seconds)")
+    p.add_argument(
+        "--lifetime", type=seconds, default=3600.0, help="power off after this (seconds)"
+    )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_vm)
 
