@@ -836,6 +836,7 @@ CASES: list[Case] = [
     Case("run-missing", ("run", "nosuch"), 1, ("nosuch",)),
     Case("run-dev-null", ("run", "/dev/null"), 1, ("/dev/null",)),
     Case("run-empty-dir", ("run", "d"), 1, ("neither a module nor BPF programs",), {"d": "@mkdir"}),
+    Case("version", ("--version",), 0, ("kfunc 0.",)),
     Case(
         "run-a-file", ("run", "d/hello.c"), 1, ("a file, not a project", "(d)"), {"d/hello.c": ""}
     ),
