@@ -836,6 +836,40 @@ CASES: list[Case] = [
     Case("run-missing", ("run", "nosuch"), 1, ("nosuch",)),
     Case("run-dev-null", ("run", "/dev/null"), 1, ("/dev/null",)),
     Case("run-empty-dir", ("run", "d"), 1, ("neither a module nor BPF programs",), {"d": "@mkdir"}),
+    Case("version", ("--version",), 0, ("kfunc 0.",)),
+    Case(
+        "run-a-file", ("run", "d/hello.c"), 1, ("a file, not a project", "(d)"), {"d/hello.c": ""}
+    ),
+    Case("run-timeout-zero", ("run", "d", "--timeout", "0"), 2, ("above 0",), {"d": "@mkdir"}),
+    Case("run-timeout-nan", ("run", "d", "--timeout", "nan"), 2, ("above 0",), {"d": "@mkdir"}),
+    Case("vm-lifetime-negative", ("vm", "start", "--lifetime", "-1"), 2, ("above 0",)),
+    Case(
+        "run-kernel-commas", ("run", "d", "-k", ","), 1, ("no kernel named",), {"d/p.bpf.c": BPF_C}
+    ),
+    Case(
+        # The seed tutorial's program saved as kfunc.c (the name of its loader):
+        # refused before a kernel is fetched, naming the file and the fix.
+        "run-bpf-program-named-c",
+        ("run", "d"),
+        1,
+        ("kfunc.c has SEC() programs", "rename kfunc.c to kfunc.bpf.c", 'sources = ["kfunc.c"]'),
+        {"d/kfunc.c": BPF_C, "d/Makefile": "obj-m += hello.o\n", "d/hello.c": ""},
+    ),
+    Case(
+        "run-bpf-program-named-c-alone",
+        ("run", "d"),
+        1,
+        ("neither a module nor BPF programs", "kfunc.c has SEC() programs"),
+        {"d/kfunc.c": BPF_C},
+    ),
+    Case("check-project-dir", ("check", "d"), 1, ("a directory", "kfunc build d"), {"d": "@mkdir"}),
+    Case(
+        "check-c-source",
+        ("check", "d/p.bpf.c"),
+        1,
+        ("C source", "kfunc build d", "clang -g -O2 -target bpf -c d/p.bpf.c -o d/p.bpf.o"),
+        {"d/p.bpf.c": BPF_C},
+    ),
     Case("build-missing", ("build", "nosuch"), 1, ("nosuch",)),
     Case(
         "build-cache-proc-json",

@@ -111,6 +111,27 @@ def test_error_is_one_line_and_log_is_full(tmp_path: Path) -> None:
     assert "\n" not in error.message
     assert "undeclared_two" in error.log
     assert not src.with_suffix(".o").exists()
+    assert error.fix == "fix the BPF C source where clang points, then run again"
+
+
+@needs_clang
+def test_a_misspelled_kfunc_is_named_with_its_fix(tmp_path: Path) -> None:
+    # The seed tutorial's call with a typo: clang's words for a function it
+    # has no declaration of, and the two ways out.
+    src = tmp_path / "typo.bpf.c"
+    src.write_text(
+        "typedef unsigned long long u64;\n"
+        "extern u64 bpf_kfunc_call_test(unsigned a, u64 b, unsigned c, u64 d)\n"
+        '    __attribute__((section(".ksyms")));\n'
+        '__attribute__((section("kprobe/do_unlinkat"), used)) int f(void *ctx)\n'
+        "{ return bpf_kfunc_call_tst(1, 2, 3, 4); }\n"
+    )
+    with pytest.raises(BuildError) as info:
+        compile_bpf(src)
+    assert "call to undeclared function 'bpf_kfunc_call_tst'" in info.value.message
+    assert info.value.fix is not None
+    assert info.value.fix.startswith("fix the name if it is a typo, else declare it")
+    assert "kfunc header --kfunc bpf_kfunc_call_tst" in info.value.fix
 
 
 @needs_clang

@@ -67,6 +67,26 @@ def test_the_seed_is_written_as_the_page_has_it(seed: Path) -> None:
     assert "#include <linux/bpf.h>" in (seed / "kfunc.bpf.c").read_text()
 
 
+def test_seed_program_saved_as_kfunc_c(seed: Path, kernel_612: Kernel) -> None:
+    """The page does not name the BPF file; its loader is ./kfunc, so kfunc.c is
+    a likely name. kfunc takes *.bpf.c only: build warns, run refuses before
+    fetching a kernel, both naming the file and the fixes."""
+    (seed / "kfunc.bpf.c").rename(seed / "kfunc.c")
+    built = build_project(Project.load(seed), kernel_612)
+    assert built.objects == []
+    assert built.warnings == [
+        "kfunc.c has SEC() programs, but kfunc builds *.bpf.c files only: rename it, "
+        "or list it in kfunc.toml's [bpf] sources"
+    ]
+    run = kfunc("run", str(seed), "--kernel", "6.1,6.12")
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"error: {seed}: no BPF program (*.bpf.c) to run; kfunc.c has SEC() programs, but "
+        "kfunc takes *.bpf.c files only",
+        'fix: rename kfunc.c to kfunc.bpf.c, or list it in kfunc.toml: [bpf] sources = ["kfunc.c"]',
+    ]
+
+
 def test_seed_refused_before_boot_on_61(seed: Path, kernel_61: Kernel) -> None:
     with pytest.raises(CheckError) as info:
         build_project(Project.load(seed), kernel_61)

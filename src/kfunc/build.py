@@ -31,7 +31,7 @@ from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel
 from kfunc.libbpf.vmlinux_h import dump_module_types_h, write_vmlinux_h
 from kfunc.progress import Progress
-from kfunc.project import Project
+from kfunc.project import Project, unpicked_bpf_sources
 
 __all__ = [
     "ProjectBuild",
@@ -236,6 +236,11 @@ def build_project(
                 kfunc_names = [name for name, _ in source.kfuncs]
                 api = api_problems(source, kernel)
             blocking += api + name_clashes(source.name, kfunc_names, kernel, progress)
+    warnings += [
+        f"{f.relative_to(project.path)} has SEC() programs, but kfunc builds *.bpf.c files only: "
+        f"rename it, or list it in kfunc.toml's [bpf] sources"
+        for f in unpicked_bpf_sources(project)
+    ]
     for warning in warnings:
         progress.note(warning)
     module = header = None

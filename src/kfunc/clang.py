@@ -153,8 +153,28 @@ def compile_bpf(
         cmd = wrap(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise BuildError(_first_error(proc.stderr, src, proc.returncode), log=proc.stderr)
+        message = _first_error(proc.stderr, src, proc.returncode)
+        raise BuildError(message, log=proc.stderr, fix=_fix_for(message))
     return out
+
+
+# clang's words for a function used before any declaration of it.
+_UNDECLARED = re.compile(
+    r"(?:call to undeclared function|implicit declaration of function) '(\w+)'"
+)
+
+
+def _fix_for(message: str) -> str:
+    """The fix for clang's first error: the source line it names, or a kfunc to declare."""
+    undeclared = _UNDECLARED.search(message)
+    if undeclared:
+        name = undeclared[1]
+        return (
+            f"fix the name if it is a typo, else declare it: extern <prototype> __ksym; "
+            f"(`kfunc header --kfunc {name}` prints a kernel's; `kfunc build` writes a module's "
+            "into build/<module>_kfuncs.h)"
+        )
+    return "fix the BPF C source where clang points, then run again"
 
 
 def _first_error(diagnostics: str, source: Path, returncode: int) -> str:

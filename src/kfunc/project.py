@@ -56,7 +56,14 @@ from kfunc.schema import FILE_NAME, KfuncToml, RunTestTable, read_kfunc_toml
 from kfunc.spec import ModuleSpec, spec_from_toml
 from kfunc.testinput import PACKETS, ctx_from_fields, frame, parse_hex
 
-__all__ = ["GENERATED_DIR", "Project", "TestRun", "bpf_sections", "find_modules"]
+__all__ = [
+    "GENERATED_DIR",
+    "Project",
+    "TestRun",
+    "bpf_sections",
+    "find_modules",
+    "unpicked_bpf_sources",
+]
 
 GENERATED_DIR = "build"
 # Attach points a built-in trigger reaches, by a word in the section name.
@@ -169,6 +176,12 @@ class Project:
     def load(cls, path: Path | str, module: Path | str | None = None) -> Project:
         """The project in ``path``; ``module`` (``--module DIR``) is its module's directory."""
         path = Path(path)
+        if path.is_file():
+            raise KfuncError(
+                f"{path}: a file, not a project directory",
+                f"pass the directory that holds it ({path.parent}): kfunc finds the module "
+                "and the *.bpf.c programs there",
+            )
         if not path.is_dir():
             raise KfuncError(
                 f"{path}: no such project directory",
@@ -224,6 +237,27 @@ def bpf_sections(sources: tuple[Path, ...]) -> list[str]:
     return re.findall(r'SEC\("([^"]+)"\)', " ".join(_head(p) for p in sources))
 
 
+def unpicked_bpf_sources(project: Project) -> list[Path]:
+    """C files of a project with no BPF program that hold ``SEC("...")``
+    programs kfunc did not pick up, because they are not named ``*.bpf.c``
+    (a program copied from a tutorial as ``kfunc.c``)."""
+    return [] if project.bpf_sources else _sec_sources(project.path)
+
+
+def _sec_sources(path: Path) -> list[Path]:
+    """The ``*.c`` files under ``path`` (not ``*.bpf.c``) with a line opening with ``SEC("``."""
+    return [
+        root / f
+        for root, files in _walk(path)
+        for f in files
+        if f.endswith(".c") and not f.endswith(".bpf.c") and (root / f).is_file()
+        and _SEC.search(_head(root / f, 1 << 20))
+    ]  # fmt: skip
+
+
+_SEC = re.compile(r'^\s*SEC\("[^"]+"\)', re.M)
+
+
 def _head(source: Path, limit: int = 4 << 20) -> str:
     """The first ``limit`` bytes of a BPF source, as text (for its SEC() names)."""
     with source.open("rb") as f:
@@ -245,6 +279,9 @@ def _nothing_found(path: Path) -> str:
         if f.is_file() and not kbuild_modules(f)
     ]
     note = f"; {', '.join(ignored)} has no obj-m line: not kbuild's, ignored" if ignored else ""
+    unpicked = [str(f.relative_to(path)) for f in _sec_sources(path)]
+    if unpicked:
+        note += f"; {', '.join(unpicked)} has SEC() programs, but only *.bpf.c files are taken"
     return (
         f"neither a module nor BPF programs: looked for kfunc.toml's [module], a Kbuild or "
         f"Makefile with obj-m, and *.bpf.c files in this tree ({_LOOKED_IN}){note}"

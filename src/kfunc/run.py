@@ -25,7 +25,7 @@ from kfunc.errors import KfuncError, LostVMError
 from kfunc.kernels.local import check_host_modules, program_config, require_config
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
-from kfunc.project import Project, TestRun, bpf_sections
+from kfunc.project import Project, TestRun, bpf_sections, unpicked_bpf_sources
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
@@ -35,6 +35,7 @@ __all__ = [
     "KernelOutcome",
     "ProjectReport",
     "RunReport",
+    "check_runnable",
     "plan_test_run",
     "printk_message",
     "run_matrix",
@@ -158,6 +159,32 @@ def plan_test_run(test: TestRun, objects: list[Path], staged: dict[Path, str]) -
     }  # fmt: skip
 
 
+def check_runnable(projects: list[Project]) -> None:
+    """Refuse a project with no BPF program to run, before a kernel is fetched."""
+    for project in projects:
+        if project.bpf_sources:
+            continue
+        unpicked = unpicked_bpf_sources(project)
+        above = project.path.parent
+        message = f"{project.path}: no BPF program (*.bpf.c) to run"
+        if unpicked:
+            names = ", ".join(str(p.relative_to(project.path)) for p in unpicked)
+            message += f"; {names} has SEC() programs, but kfunc takes *.bpf.c files only"
+            first = unpicked[0].relative_to(project.path)
+            fix = (
+                f"rename {first} to {str(first)[:-2]}.bpf.c, or list it in kfunc.toml: "
+                f'[bpf] sources = ["{first}"]'
+            )
+        elif any(above.glob("*.bpf.c")):
+            fix = (
+                f"run kfunc on {above}, the project: its programs are there, and it finds the "
+                "module in its subdirectory"
+            )
+        else:
+            fix = "add a BPF C program that calls the kfunc, or use `kfunc build` for the module"
+        raise KfuncError(message, fix)
+
+
 def run_projects(
     projects: list[Project],
     kernel_name: str,
@@ -178,6 +205,7 @@ def run_projects(
     load modules.
     """
     progress = progress or Progress()
+    check_runnable(projects)
     if os.geteuid() != 0:
         # virtme-ng runs the guest as the user who starts it: only root may
         # insert modules and load BPF programs there.
@@ -198,15 +226,6 @@ def run_projects(
         require_config(kernel, options, f"{project.name}'s programs")
     prepared = []
     for project in projects:
-        if not project.bpf_sources:
-            above = project.path.parent
-            fix = (
-                f"run kfunc on {above}, the project: its programs are there, and it finds the "
-                "module in its subdirectory"
-                if any(above.glob("*.bpf.c"))
-                else "add a BPF C program that calls the kfunc, or use `kfunc build` for the module"
-            )
-            raise KfuncError(f"{project.path}: no BPF program (*.bpf.c) to run", fix)
         built = build_project(project, kernel, progress)
         preport = ProjectReport(
             project=str(project.path),
@@ -441,6 +460,7 @@ def run_matrix(
     pass; a kernel whose checks refuse the projects is not booted."""
     from kfunc.errors import BuildError, CheckError
 
+    check_runnable(projects)
     outcomes = []
     for name in kernels:
         try:

@@ -103,6 +103,9 @@ def build_parser(
         formatter_class=_help_formatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    from kfunc import __version__
+
+    parser.add_argument("--version", action="version", version=f"kfunc {__version__}")
     sub = parser.add_subparsers(
         dest="command",
         required=True,

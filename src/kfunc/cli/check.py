@@ -13,6 +13,8 @@ from rich.markup import escape
 
 from kfunc.check import CallReport, check_object, kernel_view, read_bpf_object
 from kfunc.cli.kernel_args import add_kernel
+from kfunc.errors import KfuncError
+from kfunc.inputs import read_head
 from kfunc.kernels.target import DEFAULT_KERNEL
 
 __all__ = ["register"]
@@ -45,7 +47,7 @@ def _check(args: argparse.Namespace) -> int:
     from kfunc.cli.output import ConsoleProgress
     from kfunc.kernels.target import get_kernel
 
-    info = read_bpf_object(Path(args.object))
+    info = read_bpf_object(_object_path(args.object))
     progress = ConsoleProgress(quiet=True)
     kernel = get_kernel(args.kernel, progress)
     view = kernel_view(kernel, [Path(m) for m in args.module], progress)
@@ -64,6 +66,24 @@ def _check(args: argparse.Namespace) -> int:
     else:
         show(reports, f"{info.path.name} against {kernel.version} ({kernel.release})")
     return 0 if ok else 1
+
+
+def _object_path(given: str) -> Path:
+    """The object to read; a project directory or a C source is refused with
+    what to run instead (kfunc check reads what clang wrote)."""
+    path = Path(given)
+    if path.is_dir():
+        raise KfuncError(
+            f"{given}: a directory: kfunc check reads a BPF object (.o)",
+            f"`kfunc build {given}` builds a project and checks its calls; or pass an object",
+        )
+    if path.suffix in (".c", ".h") and path.is_file() and read_head(path, 4) != b"\x7fELF":
+        raise KfuncError(
+            f"{given}: C source: kfunc check reads a BPF object (.o), what clang makes of it",
+            f"`kfunc build {path.parent}` builds its project and checks its calls; or compile "
+            f"it: clang -g -O2 -target bpf -c {given} -o {path.with_suffix('.o')}",
+        )
+    return path
 
 
 def show(reports: list[CallReport], title: str, console: Console | None = None) -> None:

@@ -24,7 +24,27 @@ from kfunc.run import (
     run_projects,
 )
 
-__all__ = ["register", "show_matrix"]
+__all__ = ["kernel_names", "register", "seconds", "show_matrix"]
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, finite and above 0 (``--timeout 0``
+    would boot a guest only to give up on it at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: must be a number of seconds above 0")
+    return value
+
+
+def kernel_names(text: str) -> list[str]:
+    """--kernel's comma-separated kernels, each once, in order (``6.12,`` is 6.12)."""
+    names = list(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    if not names:
+        raise KfuncError(f"--kernel {text!r}: no kernel named", "name one, e.g. --kernel 6.12")
+    return names
 
 
 def register(sub: Any) -> None:
@@ -51,7 +71,9 @@ def register(sub: Any) -> None:
         help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
         "one directory of the project with a Kbuild or Makefile that has obj-m)",
     )  # fmt: skip
-    p.add_argument("--timeout", type=float, default=180.0, help="bound on the guest (seconds)")
+    p.add_argument(
+        "--timeout", type=seconds, default=180.0, help="bound on the guest (seconds, default 180)"
+    )
     p.add_argument(
         "--boot", action="store_true", help="boot a fresh guest even where a kept one is up"
     )
@@ -73,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     kernel = HOST if args.on_host else args.kernel or DEFAULT_KERNEL
     projects = [Project.load(path, module=args.module) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
-    kernels = [k.strip() for k in kernel.split(",") if k.strip()]
+    kernels = kernel_names(kernel)
     if len(kernels) > 1:
         outcomes = run_matrix(
             projects, kernels, progress, timeout=args.timeout, use_kept=not args.boot
@@ -81,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         return show_matrix(outcomes, args.json)
     # An error is reported by kfunc.cli, as JSON with --json.
     report = run_projects(
-        projects, kernel, progress, timeout=args.timeout, use_kept=not args.boot,
+        projects, kernels[0], progress, timeout=args.timeout, use_kept=not args.boot,
         on_host=args.on_host,
     )  # fmt: skip
     if args.json:

@@ -9,6 +9,7 @@ from typing import Any
 
 from kfunc.cli.kernel_args import add_kernel
 from kfunc.cli.output import ConsoleProgress
+from kfunc.cli.run import seconds
 from kfunc.kernels.target import DEFAULT_KERNEL, get_kernel
 from kfunc.vm.keeper import find_kept, kept_guests, start_kept, stop_kept
 
@@ -24,7 +25,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("action", choices=["start", "stop", "status"])
     add_kernel(p, DEFAULT_KERNEL)
-    p.add_argument("--lifetime", type=float, default=3600.0, help="power off after this (seconds)")
+    p.add_argument(
+        "--lifetime", type=seconds, default=3600.0, help="power off after this (seconds)"
+    )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_vm)
 
