@@ -47,9 +47,11 @@ def _explain(args: argparse.Namespace) -> int:
         print(json.dumps(x.to_dict() if x else None, indent=1))
         return 0 if x else 1
     if x is None:
-        lines = [ln for ln in text.splitlines() if ln.strip()]
+        from kfunc.verifier import rejection_line
+
+        last = rejection_line(text)
         raise KfuncError(
-            f"no rule explains this log (its last line: {lines[-1] if lines else 'empty'!r})",
+            f"no rule explains this log (its verdict: {last or 'empty'!r})",
             "read the whole log; kfunc knows the rejections in kfunc.verifier.RULES",
         )
     prog = f"prog '{x.program}': " if x.program else ""
