@@ -273,6 +273,8 @@ class _Fill(dict[str, str]):
     """A rule's groups; a group the line lacks (a fragment) reads as a generic word."""
 
     def __missing__(self, key: str) -> str:
+        if key == "at_alloc":
+            return f"at insn {self['alloc']} " if self.get("alloc") else ""
         for k, v in self.items():
             if k.startswith(key) and v:
                 return v  # kfunc2 stands in for kfunc

@@ -49,10 +49,12 @@ class Rule:
 #: What a template's group reads as when the line (a fragment) lacks it.
 DEFAULTS = {
     "kfunc": "the kfunc", "helper": "the helper", "reg": "a register", "arg": "an argument",
-    "ref": "?", "alloc": "?", "got": "another type", "want": "the expected type",
-    "type": "the object", "field": "the field", "off": "?", "size": "?", "lock": "the lock",
-    "kind": "the object", "prog_type": "this program type", "map": "the map", "n": "several",
-    "func": "the function", "region": "a locked or protected region", "what": "it",
+    "ref": "?", "alloc": "?", "at_alloc": "", "glob": "", "got": "another type",
+    "into": "memory the program can read back", "want": "the expected type",
+    "type": "the object", "field": "special", "off": "?", "size": "?", "lock": "the lock",
+    "kind": "map value, stack or packet", "prog_type": "this program type", "map": "the map",
+    "n": "several", "func": "the function", "region": "a locked or protected region",
+    "what": "it",
 }  # fmt: skip
 
 
@@ -248,7 +250,7 @@ rule(
     r"(?: alloc_insn=(?P<alloc>\d+)?)?",
     "reference id=%d alloc_insn=%d",
     ("6.1", None),
-    "a reference acquired at insn {alloc} (a KF_ACQUIRE kfunc's result, or an acquiring "
+    "a reference acquired {at_alloc}(a KF_ACQUIRE kfunc's result, or an acquiring "
     "helper's: socket lookup, ring buffer reserve, dynptr) is not released on every "
     "path to exit",
     REF_FIX,
@@ -1010,11 +1012,11 @@ rule(
 )
 rule(
     "call_in_region",
-    r"(?:(?P<what>global )?function calls are not allowed(?: while holding a lock| with "
+    r"(?:(?P<glob>global )?function calls are not allowed(?: while holding a lock| with "
     r"preemption disabled| in rbtree cb)?|calls are not allowed$)",
     "function calls are not allowed while holding a lock",
     ("6.1", None),
-    "the program calls a {what}function inside a bpf_spin_lock or preempt-disabled "
+    "the program calls a {glob}function inside a bpf_spin_lock or preempt-disabled "
     "region; only a few kfuncs (list/rbtree ops, the unlock) may be called there",
     "move the call after the unlock (or before the lock)",
     "6.12 selftests: function calls are not allowed while holding a lock",
@@ -1067,7 +1069,8 @@ rule(
     r"(?:At program exit the register )?R\d+ is not a known value(?: \((?P<got>\w+)\))?",
     "is not a known value",
     ("6.1", None),
-    "the program returns a pointer ({got}) where its type must return a scalar",
+    "the program returns a pointer (or a value it cannot know) where its type must return "
+    "a known integer",
     "return an integer; check and convert pointers before returning",
     "7.3 selftests: At program exit the register R0 is not a known value (ptr_or_null_)",
 )
@@ -1203,7 +1206,7 @@ rule(
     r"offset)",
     "math between %s pointer and",
     ("6.1", None),
-    "the program adds to a {kind} pointer a value that is unbounded or too large; the "
+    "the program adds to a {kind} pointer an offset that is unbounded or too large; the "
     "result could point anywhere",
     BOUNDS_FIX,
     "6.12 selftests: math between map_value pointer and register with "
@@ -1211,19 +1214,42 @@ rule(
 )
 rule(
     "pointer_math",
-    r"(?:" + REG + r" )?(?:pointer arithmetic (?:of map value|on \w+|with)|"
-    r"stack pointer arithmetic goes out of range|tried to (?:add from different|subtract "
-    r"pointer)|pointer [-+]= pointer|has unknown scalar with mixed signed bounds|"
-    r"\d+-bit pointer arithmetic|bitwise operator \S+ on "
-    r"pointer|has pointer with unsupported alu|subtraction from stack pointer|pointer "
-    r"arithmetic(?: prohibited)?$|sign-extension part of pointer|partial copy)",
+    r"(?:" + REG + r" )?pointer arithmetic on (?P<kind>\w+)",
     "pointer arithmetic on %s prohibited",
     ("6.1", None),
-    "R{reg} holds a pointer, and this arithmetic on it is not allowed (on this pointer "
-    "kind, or at all: only adding a bounded scalar to map, stack and packet pointers is)",
-    "compute an offset as an integer, bound it, and add it once to the pointer; do not "
-    "mix pointers from different maps or branches",
+    "R{reg} is a {kind} pointer, a kind the program may not move at all (sockets, map "
+    "pointers, flow keys, pkt_end and pointers not yet checked for NULL)",
+    "use the pointer as it is (check NULL-able ones first); read what it points to through "
+    "its fields or helpers, not by offsetting it",
     "6.12 selftests: R1 pointer arithmetic on map_ptr prohibited",
+)
+rule(
+    "pointer_math",
+    r"(?:" + REG + r" )?(?:pointer [-+]= pointer|tried to subtract pointer from scalar|"
+    r"\d+-bit pointer arithmetic|bitwise operator \S+ on pointer|pointer arithmetic with \S+ "
+    r"operator|has pointer with unsupported alu|pointer arithmetic(?: prohibited)?$|"
+    r"sign-extension part of pointer|partial copy)",
+    ("pointer += pointer", "bitwise operator %s on pointer"),
+    ("6.1", None),
+    "R{reg} holds a pointer, and the operation is not one the verifier allows on pointers "
+    "(only adding or subtracting a scalar, in 64 bits; no pointer + pointer, no bitwise or "
+    "32-bit operations, no partial copies)",
+    "compute an integer offset and add it to the pointer; cast to an integer only to "
+    "compare or print",
+    "6.12 selftests: R0 pointer += pointer prohibited",
+)
+rule(
+    "pointer_math",
+    r"(?:" + REG + r" )?(?:pointer arithmetic of map value goes out of range|stack pointer "
+    r"arithmetic goes out of range|tried to add from different|has unknown scalar with mixed "
+    r"signed bounds|subtraction from stack pointer)",
+    ("goes out of range", "tried to add from different"),
+    ("6.1", None),
+    "an unprivileged program's pointer arithmetic could go out of bounds under speculative "
+    "execution (mixed or unknown bounds, or pointers from different maps or paths), which "
+    "the verifier refuses without CAP_BPF",
+    "load with CAP_BPF, or bound the offset (`off &= MASK`) and keep each pointer on one path",
+    "6.12 selftests: R1 tried to add from different maps, paths or scalars",
 )
 rule(
     "pointer_compare",
@@ -1241,7 +1267,7 @@ rule(
     r"leaking pointer from stack",
     "leaks addr into",
     ("6.1", None),
-    "an unprivileged program would expose a kernel address (writing a pointer to "
+    "an unprivileged program would expose a kernel address (writing a pointer into "
     "{into}, or returning one)",
     "load with CAP_BPF (or as root), or store values, not pointers",
     "6.12 selftests: R0 leaks addr as return value",
@@ -1361,7 +1387,8 @@ rule(
     r"invalid mem access '(?P<got>\w+)'|^(?:R\d+ )?invalid mem access$",
     "invalid mem access '%s'",
     ("6.1", None),
-    "the program dereferences a value of kind {got} that may not be dereferenced this way",
+    "the program dereferences a value that may not be dereferenced this way (a number, a "
+    "released pointer, or a pointer kind that allows no such access)",
     "dereference only pointers to memory (map values, stack, ctx fields, trusted kernel "
     "pointers); check NULL-able ones first",
     "6.12 selftests: invalid mem access 'scalar'",
