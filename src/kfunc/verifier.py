@@ -250,6 +250,8 @@ def explain_log(
             groups = {k: v for k, v in m.groupdict().items() if v is not None}
             if rule.when is not None and not rule.when(parsed.lines[:pos], groups):
                 continue
+            if rule.defers_to and _reason_before(parsed.lines, pos, rule.defers_to):
+                break  # the reason, a line or two up, explains it better
             insn = _insn_for(parsed, pos, groups.get(rule.insn_group or ""))
             ins = parsed.instructions.get(insn) if insn is not None else None
             source = ins.source if ins else None
@@ -267,6 +269,23 @@ def explain_log(
                 fields=groups,
             )
     return None
+
+
+def _reason_before(
+    lines: tuple[str, ...], pos: int, rules: tuple[str, ...], reach: int = 3
+) -> bool:
+    """Whether one of the ``reach`` lines before ``pos`` (states and instructions
+    aside) is explained by one of ``rules``."""
+    seen = 0
+    for line in reversed(lines[:pos]):
+        if _NOT_A_VERDICT.match(line) or not line.strip():
+            continue
+        if any(r.name in rules and r.when is None and r.pattern.search(line) for r in RULES):
+            return True
+        seen += 1
+        if seen >= reach:
+            break
+    return False
 
 
 class _Fill(dict[str, str]):

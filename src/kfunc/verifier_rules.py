@@ -44,6 +44,10 @@ class Rule:
     insn_group: str | None = None
     #: A further condition on the log before the line and the match's groups.
     when: Callable[[Sequence[str], dict[str, str]], bool] | None = None
+    #: The line sums up a reason the verifier printed just before it ("Caller passes
+    #: invalid args", "BPF_EXIT ... would lead to reference leak"): when one of the
+    #: lines just before is explained by one of these rules, that one wins.
+    defers_to: tuple[str, ...] = ()
 
 
 #: What a template's group reads as when the line (a fragment) lacks it.
@@ -86,14 +90,21 @@ def rule(
     *seen: str,
     insn: str | None = None,
     when: Callable[[Sequence[str], dict[str, str]], bool] | None = None,
+    defers_to: tuple[str, ...] = (),
 ) -> None:
     sources = (source,) if isinstance(source, str) else source
     _RULES.append(
         Rule(name, re.compile(pattern), what, fix, seen, tuple(x for x in sources if x),
-             kernels, insn, when)
+             kernels, insn, when, defers_to)
     )  # fmt: skip
 
 
+#: The reasons a call's argument is refused (what "Caller passes invalid args" sums up).
+_ARG_REASONS = (
+    "dynptr_arg", "dynptr_uninit", "null_not_checked", "wrong_argument_type",
+    "untrusted_argument", "ctx_argument", "map_argument", "local_kptr_argument",
+    "out_of_bounds", "stack_uninit",
+)  # fmt: skip
 NULL_FIX = "test it first: `if (!p) return 0;` right after the call that returned it"
 REF_FIX = (
     "release it on every path, early returns included, with the matching KF_RELEASE "
@@ -269,6 +280,7 @@ rule(
     "never be released",
     REF_FIX + "; release before the exit, tail call or packet load",
     "6.12 selftests: tail_call would lead to reference leak",
+    defers_to=("unreleased_reference",),
 )
 rule(
     "release_unacquired",
@@ -355,7 +367,7 @@ rule(
 )
 rule(
     "null_not_checked",
-    r"Possibly NULL pointer passed(?: to (?:trusted|helper)(?: " + ARG + r")?)?",
+    r"(?:Possibly )?NULL pointer passed(?: to (?:trusted|helper)(?: " + ARG + r")?)?",
     "Possibly NULL pointer passed to",
     ("6.12", None),
     "{arg} may be NULL (a KF_RET_NULL kfunc's or lookup's result, not yet checked) where "
@@ -363,16 +375,6 @@ rule(
     NULL_FIX,
     "6.12: Possibly NULL pointer passed to trusted arg0",
     "7.3 selftests: Possibly NULL pointer passed to trusted R1",
-)
-rule(
-    "null_passed",
-    r"NULL pointer passed to trusted " + ARG,
-    "NULL pointer passed to trusted",
-    ("6.12", None),
-    "{arg} is NULL (a constant 0) where the kfunc needs a valid pointer (its parameter "
-    "has no __nullable/__opt suffix)",
-    "pass a valid pointer; only parameters named with the __nullable suffix accept NULL",
-    "6.12 selftests: NULL pointer passed to trusted arg0",
 )
 rule(
     "null_passed",
@@ -516,6 +518,7 @@ rule(
     "a (pointer, size) argument pair describes memory beyond the object the pointer points to",
     "pass a size no larger than the buffer (sizeof(buf)), bounded before the call",
     "6.12 selftests: memory, len pair leads to invalid memory access",
+    defers_to=("out_of_bounds", "stack_uninit"),
 )
 rule(
     "local_kptr_argument",
@@ -583,6 +586,7 @@ rule(
     "create it first (bpf_dynptr_from_mem/bpf_ringbuf_reserve_dynptr ...) and use it "
     "only until it is submitted, discarded or overwritten",
     "6.12 selftests: Expected an initialized dynptr as arg #2",
+    defers_to=("dynptr_offset",),
 )
 rule(
     "dynptr_reinit",
@@ -593,6 +597,7 @@ rule(
     "(a ring buffer record), which would be lost",
     "submit or discard the existing dynptr before reusing its stack slot",
     "6.12 selftests: cannot overwrite referenced dynptr",
+    defers_to=("dynptr_offset",),
 )
 rule(
     "dynptr_offset",
@@ -1092,6 +1097,7 @@ rule(
     "the verifier assume (a NULL for a non-null pointer, packet data that may change ...)",
     "pass what the declaration promises (check for NULL, cast or re-derive pointers)",
     "6.12 selftests: Caller passes invalid args into func#1",
+    defers_to=_ARG_REASONS,
 )
 rule(
     "global_func_args",

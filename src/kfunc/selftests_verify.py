@@ -1,0 +1,161 @@
+"""The kernel's own failure programs against a real verifier, and kfunc's
+explanations of what it says.
+
+:func:`compile_failure_files` builds selftests ``progs/*.c`` files with the
+newest clang here against a target's vmlinux.h and the tree's own headers
+(as the selftests' Makefile does, minus its generated headers: libbpf's
+``bpf_helper_defs.h`` comes from the installed libbpf). :func:`verify_steps`
+writes one guest ``bpf_verify`` step per failure program (each loaded alone,
+as test_loader does); :func:`judge` compares each real log with the program's
+``__msg`` and with kfunc's explanation of it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kfunc.errors import KfuncError
+from kfunc.verifier import RULES, explain_log
+from kfunc.verifier_corpus import Expectation, Program, read_programs, sample_line
+
+__all__ = [
+    "Built",
+    "Verdict",
+    "compile_failure_files",
+    "judge",
+    "summarise",
+    "verify_steps",
+]
+
+#: The bpf_testmod module's BTF is needed by programs that call its kfuncs or
+#: iterate its iterators; without it libbpf cannot resolve their externs.
+NEEDS_TESTMOD = ("kfunc_call_fail.c", "iters_testmod.c", "iters_testmod_seq.c")
+
+
+@dataclass(frozen=True)
+class Built:
+    """The objects built from selftests files, and the files that did not compile
+    (with clang's first error)."""
+
+    objects: dict[str, Path]
+    failed: dict[str, str]
+
+
+def compile_failure_files(progs: Path, files: list[str], vmlinux_h: Path, out: Path) -> Built:
+    """Compile each selftests file of ``progs`` into ``out``."""
+    from kfunc.clang import compile_bpf
+
+    tree = progs.parent.parent.parent.parent.parent  # tools/testing/selftests/bpf/progs
+    includes = [vmlinux_h.parent, progs, progs.parent, tree / "tools" / "lib",
+                tree / "tools" / "include" / "uapi"]  # fmt: skip
+    flags = ["-I/usr/include/bpf", "-idirafter", "/usr/include/x86_64-linux-gnu",
+             "-mcpu=v3", "-Wno-error", "-Wno-compare-distinct-pointer-types"]  # fmt: skip
+    objects: dict[str, Path] = {}
+    failed: dict[str, str] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        try:
+            objects[name] = compile_bpf(
+                progs / name, out / f"{Path(name).stem}.bpf.o", include_dirs=includes,
+                depends=[vmlinux_h], extra_flags=flags,
+            )  # fmt: skip
+        except KfuncError as exc:
+            failed[name] = exc.message
+    return Built(objects, failed)
+
+
+def failure_programs(progs: Path, files: list[str]) -> list[Program]:
+    """The programs of ``files`` that must fail to load, privileged, with a message."""
+    out = []
+    for name in files:
+        for p in read_programs(progs / name):
+            if p.failure and any(not e.unpriv for e in p.rejection_expected):
+                out.append(p)
+    return out
+
+
+def verify_steps(
+    programs: list[Program], objects: dict[str, Path], rundir: Path
+) -> list[dict[str, Any]]:
+    """One guest ``bpf_verify`` step per program whose object was built (copied into
+    ``rundir``, which the guest sees)."""
+    steps = []
+    copied: dict[str, str] = {}
+    for p in programs:
+        obj = objects.get(p.file)
+        if obj is None:
+            continue
+        if p.file not in copied:
+            copied[p.file] = str(shutil.copy2(obj, rundir))
+        steps.append({"op": "bpf_verify", "path": copied[p.file], "program": p.name})
+    return steps
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the verifier did with a failure program and how kfunc explained it.
+
+    ``as_expected``: refused, and its log holds every expected message;
+    ``rule``: the explanation's rule (None: not explained); ``expected_rules``:
+    the rules that explain the program's expected messages (what a right
+    explanation names); ``wrong``: explained by a rule none of them is.
+    """
+
+    program: Program
+    loaded: bool
+    as_expected: bool
+    rule: str | None
+    expected_rules: frozenset[str]
+    line: str | None
+    message: str
+
+    @property
+    def wrong(self) -> bool:
+        return (
+            self.rule is not None
+            and bool(self.expected_rules)
+            and (self.rule not in self.expected_rules)
+        )
+
+
+def _expected_in(log: str, e: Expectation) -> bool:
+    if e.regex:
+        return re.search(e.text, log) is not None
+    parts = re.split(r"\{\{(.*?)\}\}", e.text)
+    pattern = "".join(re.escape(x) if i % 2 == 0 else f"(?:{x})" for i, x in enumerate(parts))
+    return re.search(pattern, log) is not None
+
+
+def judge(program: Program, result: dict[str, Any]) -> Verdict:
+    """The verdict on one ``bpf_verify`` result (:meth:`LoadOutcome.to_dict`)."""
+    expected = [e for e in program.rejection_expected if not e.unpriv]
+    log = f"{result.get('log', '')}\n{result.get('message', '')}"
+    loaded = bool(result.get("loaded"))
+    as_expected = not loaded and all(_expected_in(log, e) for e in expected)
+    rules = set()
+    for e in expected:
+        x = explain_log(sample_line(e.text))
+        if x is not None:
+            rules.add(x.rule)
+            # a summary's reason (printed just before it) names the same rejection
+            rules.update(d for r in RULES if r.name == x.rule for d in r.defers_to)
+    x = result.get("explanation") or {}
+    return Verdict(
+        program, loaded, as_expected, x.get("rule"), frozenset(rules), x.get("line"),
+        result.get("message", "") or result.get("error", ""),
+    )  # fmt: skip
+
+
+def summarise(verdicts: list[Verdict]) -> dict[str, int]:
+    """Programs, refused as expected, explained, wrongly explained."""
+    return {
+        "programs": len(verdicts),
+        "rejected_as_expected": sum(v.as_expected for v in verdicts),
+        "explained": sum(v.rule is not None for v in verdicts),
+        "explained_of_expected": sum(v.as_expected and v.rule is not None for v in verdicts),
+        "wrongly_explained": sum(v.wrong for v in verdicts),
+    }
