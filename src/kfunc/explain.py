@@ -73,14 +73,16 @@ def explain_failure(
     return explain_with_object(f"{exc.log}\n{exc.message}", obj, program)
 
 
-def try_load(path: str | os.PathLike[str], program: str | None = None) -> LoadOutcome:
+def try_load(
+    path: str | os.PathLike[str], program: str | None = None, log_level: int = 0
+) -> LoadOutcome:
     """Load ``path`` with libbpf, close it again, and say how it went. With
     ``program``, only that program of the object is loaded (others' autoload off,
     as the kernel's selftests load their failure programs one at a time)."""
     from kfunc.libbpf import BpfObject
 
     try:
-        with BpfObject(path) as obj:
+        with BpfObject(path, log_level=log_level) as obj:
             if program is not None:
                 if program not in obj.programs:
                     raise LibbpfError(

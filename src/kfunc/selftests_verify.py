@@ -26,8 +26,10 @@ __all__ = [
     "Built",
     "Verdict",
     "compile_failure_files",
+    "failure_programs",
     "judge",
     "summarise",
+    "verify_in_guest",
     "verify_steps",
 ]
 
@@ -91,7 +93,9 @@ def verify_steps(
             continue
         if p.file not in copied:
             copied[p.file] = str(shutil.copy2(obj, rundir))
-        steps.append({"op": "bpf_verify", "path": copied[p.file], "program": p.name})
+        steps.append(
+            {"op": "bpf_verify", "path": copied[p.file], "program": p.name, "log_level": 1}
+        )
     return steps
 
 
@@ -159,3 +163,38 @@ def summarise(verdicts: list[Verdict]) -> dict[str, int]:
         "explained_of_expected": sum(v.as_expected and v.rule is not None for v in verdicts),
         "wrongly_explained": sum(v.wrong for v in verdicts),
     }
+
+
+def verify_in_guest(
+    kernel: Any,
+    programs: list[Program],
+    objects: dict[str, Path],
+    workdir: Path,
+    timeout: float = 900.0,
+) -> list[Verdict]:
+    """Load each program alone in one boot of ``kernel`` and judge what its verifier
+    said (programs whose object is missing are left out)."""
+    import json
+    import sys
+
+    from kfunc.vm.guest import Guest
+
+    rundir = workdir / "run"
+    rundir.mkdir(parents=True, exist_ok=True)
+    steps = verify_steps(programs, objects, rundir)
+    (rundir / "plan.json").write_text(json.dumps({"steps": steps}))
+    argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
+    run = Guest(kernel, timeout=timeout).run(argv, rundir)
+    path = rundir / "events.jsonl"
+    if not path.exists():
+        tail = " | ".join(line.message for line in run.console[-5:])
+        raise KfuncError(f"the guest agent reported nothing: {tail}", "read the console above")
+    events = [json.loads(ln) for ln in path.read_text().splitlines()]
+    results = [e["data"] for e in events if e["step"] == "bpf_verify"]
+    loaded = [p for p in programs if p.file in objects]
+    if len(results) != len(loaded):
+        raise KfuncError(
+            f"guest answered {len(results)} of {len(loaded)} loads",
+            f"read {rundir / 'events.jsonl'} and the console",
+        )
+    return [judge(p, r) for p, r in zip(loaded, results, strict=True)]

@@ -1,0 +1,59 @@
+"""The kernel's own failure programs in a real 6.12 guest (one boot), and
+kfunc's explanations of what its verifier says.
+
+The programs of the kfunc-feature selftests files (task_kfunc_failure.c,
+cgrp_kfunc_failure.c, cpumask_failure.c, iters*.c, dynptr_fail.c,
+verifier_kfunc*.c) come from Debian's linux-source-6.12 at test time, are
+built with the newest clang here, and each failure program is loaded alone,
+as the selftests' test_loader does. Each real log must hold the program's
+``__msg`` (rejected as expected), and kfunc must explain it with the rule
+that explains that message (or the reason the message sums up). Files that
+call bpf_testmod's kfuncs are left to the bpf_testmod run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import require
+
+from kfunc.errors import KfuncError
+from kfunc.kernels.facts import vmlinux_h
+from kfunc.kernels.target import Kernel
+from kfunc.selftests import selftests_tree
+from kfunc.selftests_verify import (
+    NEEDS_TESTMOD,
+    compile_failure_files,
+    failure_programs,
+    summarise,
+    verify_in_guest,
+)
+
+pytestmark = pytest.mark.vm
+
+PATTERNS = ("task_kfunc_failure.c", "cgrp_kfunc_failure.c", "cpumask_failure.c", "iters*.c",
+            "dynptr_fail.c", "verifier_kfunc*.c")  # fmt: skip
+
+
+def test_selftests_failure_programs_612(kernel_612: Kernel, tmp_path: Path) -> None:
+    try:
+        tree = selftests_tree("6.12")
+    except KfuncError as exc:
+        require(False, f"linux-source-6.12 not available: {exc}")
+        raise
+    files = sorted({p.name for pat in PATTERNS for p in tree.progs.glob(pat)} - set(NEEDS_TESTMOD))
+    built = compile_failure_files(tree.progs, files, vmlinux_h(kernel_612), tmp_path / "obj")
+    assert not built.failed, built.failed  # clang-16 builds every one of them
+    programs = failure_programs(tree.progs, files)
+    assert len(programs) >= 100
+    verdicts = verify_in_guest(kernel_612, programs, built.objects, tmp_path)
+    figures = summarise(verdicts)
+    print(f"6.12 guest: {figures}")
+    assert not [v for v in verdicts if v.loaded], "a failure program loaded"
+    assert figures["rejected_as_expected"] >= 0.9 * len(programs), figures
+    unexplained = [(v.program.name, v.message) for v in verdicts if v.as_expected and not v.rule]
+    assert not unexplained
+    wrong = [(v.program.name, v.rule, sorted(v.expected_rules), v.line) for v in verdicts
+             if v.wrong]  # fmt: skip
+    assert not wrong
