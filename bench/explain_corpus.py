@@ -95,7 +95,7 @@ def _guest(version: str) -> int:
     from pathlib import Path
 
     from kfunc.kernels.facts import vmlinux_h
-    from kfunc.kernels.target import get_kernel
+    from kfunc.kernels.target import cached_kernels, get_kernel
     from kfunc.selftests_verify import (
         NEEDS_TESTMOD,
         compile_failure_files,
@@ -103,8 +103,6 @@ def _guest(version: str) -> int:
         summarise,
         verify_in_guest,
     )
-
-    from kfunc.kernels.target import cached_kernels
 
     # A Debian kernel prepared by kfunc lives in a directory named by its release
     # (other records of the same release, such as an installed one, are skipped).
