@@ -24,7 +24,9 @@ from kfunc.verifier_corpus import Expectation, Program, read_programs, sample_li
 
 __all__ = [
     "Built",
+    "CheckFigures",
     "Verdict",
+    "check_corpus",
     "compile_failure_files",
     "failure_programs",
     "judge",
@@ -198,3 +200,51 @@ def verify_in_guest(
             f"read {rundir / 'events.jsonl'} and the console",
         )
     return [judge(p, r) for p, r in zip(loaded, results, strict=True)]
+
+
+@dataclass(frozen=True)
+class CheckFigures:
+    """``kfunc check`` on selftests objects: failure programs it flags before loading
+    (an error finding), and success programs it flags (false alarms, listed)."""
+
+    failures: int
+    flagged: int
+    successes: int
+    false_alarms: tuple[str, ...]
+    flagged_by: dict[str, int]
+
+
+def check_corpus(programs: list[Program], objects: dict[str, Path], view: Any) -> CheckFigures:
+    """Run :func:`kfunc.check.check_object` on each object and sort its findings by
+    the selftests' verdict on each program (``__failure`` or ``__success``)."""
+    from collections import Counter
+
+    from kfunc.check import check_object, read_bpf_object
+
+    errors: dict[tuple[str, str], list[str]] = {}
+    for file, obj in objects.items():
+        for r in check_object(read_bpf_object(obj), view):
+            for f in r.findings:
+                if f.severity == "error":
+                    errors.setdefault((file, r.call.program.name), []).append(f.message)
+    failing = [p for p in programs if p.file in objects and p.failure]
+    passing = [p for p in programs if p.file in objects and p.success and not p.failure]
+    flagged = [p for p in failing if (p.file, p.name) in errors]
+    kinds: Counter[str] = Counter()
+    for p in flagged:
+        kinds[_kind(errors[(p.file, p.name)][0])] += 1
+    alarms = tuple(
+        f"{p.file}:{p.name}: {errors[(p.file, p.name)][0]}"
+        for p in passing
+        if (p.file, p.name) in errors
+    )
+    return CheckFigures(len(failing), len(flagged), len(passing), alarms, dict(kinds))
+
+
+def _kind(message: str) -> str:
+    for key, words in (("not found", "neither in"), ("prototype", "declared as"),
+                       ("program type", "may not call"), ("sleepable", "KF_SLEEPABLE"),
+                       ("unreleased", "releases none")):  # fmt: skip
+        if words in message:
+            return key
+    return "other"
