@@ -19,6 +19,10 @@ that need bpf_testmod aside) are built with the newest clang here and each is
 loaded alone in one boot of kernel VER: programs, rejected as expected (the
 log holds every __msg), explained, wrongly explained (by a rule other than the
 one that explains the __msg).
+
+With ``--check VER``, ``kfunc check`` runs on the objects of every kfunc-feature
+file (bpf_testmod's aside): failure programs it flags before loading, and
+success programs it flags (false alarms).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from kfunc.errors import KfuncError
 from kfunc.selftests import selftests_tree
@@ -37,10 +42,13 @@ def main() -> int:
     parser.add_argument("series", nargs="*", default=["6.1", "6.12", "7.3"])
     parser.add_argument("--missed", action="store_true", help="list the messages not recognised")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--guest", metavar="VER", help="also load the programs in kernel VER")
+    parser.add_argument("--guest", metavar="VER", help="load the programs in kernel VER")
+    parser.add_argument("--check", metavar="VER", help="run kfunc check against kernel VER")
     args = parser.parse_args()
     if args.guest:
         return _guest(args.guest)
+    if args.check:
+        return _check(args.check)
     rows = []
     for series in args.series:
         try:
@@ -89,13 +97,48 @@ GUEST_FILES = ("task_kfunc_failure.c", "cgrp_kfunc_failure.c", "cpumask_failure.
                "iters*.c", "dynptr_fail.c", "verifier_kfunc*.c")  # fmt: skip
 
 
+def _prepared(version: str) -> Any:
+    """The Debian kernel ``version`` as kfunc prepared it (its directory is named by its
+    release; another record of the same release, such as an installed one, is skipped)."""
+    from kfunc.kernels.target import cached_kernels, get_kernel
+
+    prepared = [k for k in cached_kernels(version) if k.path.name == k.release]
+    return prepared[0] if prepared else get_kernel(version)
+
+
+def _check(version: str) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from kfunc.check import kernel_view
+    from kfunc.kernels.facts import vmlinux_h
+    from kfunc.selftests_verify import NEEDS_TESTMOD, check_corpus, compile_failure_files
+    from kfunc.verifier_corpus import is_kfunc_feature_file, read_programs
+
+    kernel = _prepared(version)
+    tree = selftests_tree(kernel.version.series)
+    names = sorted(p.name for p in tree.progs.glob("*.c")
+                   if is_kfunc_feature_file(p.name) and p.name not in NEEDS_TESTMOD)  # fmt: skip
+    programs = [p for n in names for p in read_programs(tree.progs / n)]
+    files = sorted({p.file for p in programs if p.failure or p.success})
+    with tempfile.TemporaryDirectory(prefix="kfunc-explain-check-") as tmp:
+        built = compile_failure_files(tree.progs, files, vmlinux_h(kernel), Path(tmp))
+        f = check_corpus(programs, built.objects, kernel_view(kernel))
+    print(f"{kernel}: {len(built.objects)} files built ({len(built.failed)} not); failure "
+          f"programs flagged before loading: {f.flagged}/{f.failures} "
+          f"({f.flagged / max(f.failures, 1):.0%}) by {f.flagged_by}; false alarms on "
+          f"success programs: {len(f.false_alarms)}/{f.successes}")  # fmt: skip
+    for a in f.false_alarms:
+        print(f"  false alarm: {a}")
+    return 0
+
+
 def _guest(version: str) -> int:
     import tempfile
     import time
     from pathlib import Path
 
     from kfunc.kernels.facts import vmlinux_h
-    from kfunc.kernels.target import cached_kernels, get_kernel
     from kfunc.selftests_verify import (
         NEEDS_TESTMOD,
         compile_failure_files,
@@ -104,10 +147,7 @@ def _guest(version: str) -> int:
         verify_in_guest,
     )
 
-    # A Debian kernel prepared by kfunc lives in a directory named by its release
-    # (other records of the same release, such as an installed one, are skipped).
-    prepared = [k for k in cached_kernels(version) if k.path.name == k.release]
-    kernel = prepared[0] if prepared else get_kernel(version)
+    kernel = _prepared(version)
     tree = selftests_tree(kernel.version.series)
     files = sorted({p.name for pat in GUEST_FILES for p in tree.progs.glob(pat)})
     testmod = [f for f in files if f in NEEDS_TESTMOD]
