@@ -21,6 +21,7 @@ test: deps lint
 lint: deps
 	ruff check src tests bench
 	ruff format --check src tests bench
+	mypy
 
 bench: deps
 	python bench/run_hello.py

@@ -25,6 +25,7 @@ from kfunc.kernels.target import Kernel, get_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+DATA = ROOT / "tests" / "data"
 REQUIRED = os.environ.get("KFUNC_REQUIRE_VM") == "1"
 
 
@@ -134,3 +135,38 @@ def interrupt_kfunc(
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "interrupted" in stderr
     return stderr
+
+
+# The userspace Makefile of a libbpf-bootstrap project (shortened): no obj-m,
+# not kbuild's.
+LIBBPF_BOOTSTRAP_MAKEFILE = """\
+OUTPUT := .output
+CLANG ?= clang
+ARCH ?= $(shell uname -m | sed 's/x86_64/x86/')
+APPS = hello
+
+all: $(APPS)
+
+$(OUTPUT)/%.bpf.o: %.bpf.c | $(OUTPUT)
+\t$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -c $(filter %.c,$^) -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+\tbpftool gen skeleton $< > $@
+
+$(APPS): %: $(OUTPUT)/%.o
+\t$(CC) $^ -lbpf -lelf -lz -o $@
+"""
+
+
+def tutorial_repo(dest: Path) -> Path:
+    """The tutorial laid out as repositories are: the module with its kbuild
+    Makefile in module/, the BPF program at the top beside a libbpf-bootstrap
+    userspace Makefile, no kfunc.toml."""
+    import shutil
+
+    (dest / "module").mkdir(parents=True)
+    for name in ("hello.c", "compat.h", "Makefile"):
+        shutil.copy(EXAMPLES / "hello" / name, dest / "module" / name)
+    shutil.copy(EXAMPLES / "hello" / "hello.bpf.c", dest / "hello.bpf.c")
+    (dest / "Makefile").write_text(LIBBPF_BOOTSTRAP_MAKEFILE)
+    return dest

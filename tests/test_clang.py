@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from kfunc.clang import _major_version, compile_bpf, find_clang, up_to_date
+from kfunc.clang import (
+    INCLUDE_PROBE,
+    _major_version,
+    bpf_cflags,
+    compile_bpf,
+    find_clang,
+    system_include_dirs,
+    up_to_date,
+)
 from kfunc.errors import BuildError, MissingToolError
 
 needs_clang = pytest.mark.skipif(shutil.which("clang") is None, reason="clang not installed")
@@ -141,3 +149,37 @@ def test_the_newest_clang_is_used() -> None:
     clang = find_clang()
     assert _major_version(clang) >= 16, clang
     assert _major_version(clang) >= _major_version(shutil.which("clang") or clang)
+
+
+UAPI_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+typedef unsigned int u32;
+
+SEC("xdp")
+int pass(struct xdp_md *ctx)
+{
+	u32 len = ctx->data_end - ctx->data;
+
+	return len ? XDP_PASS : XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@needs_clang
+def test_linux_bpf_h_compiles_with_the_system_dirs_after(tmp_path: Path) -> None:
+    """<linux/bpf.h> includes <asm/types.h>, in the multiarch dir that ``-target bpf``
+    does not search: kfunc passes clang's own search list with -idirafter, as
+    libbpf-bootstrap's Makefile does."""
+    dirs = system_include_dirs((find_clang(), *INCLUDE_PROBE))
+    assert "/usr/include" in dirs
+    assert any(d.endswith("-linux-gnu") for d in dirs), dirs
+    flags = bpf_cflags([tmp_path], "x86", dirs)
+    assert flags.index(f"-I{tmp_path}") < flags.index("-idirafter/usr/include")
+    src = tmp_path / "uapi.bpf.c"
+    src.write_text(UAPI_C)
+    out = compile_bpf(src, tmp_path / "uapi.o")
+    assert out.read_bytes()[:4] == b"\x7fELF"

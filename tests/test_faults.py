@@ -107,7 +107,7 @@ def test_broken_module_c(tmp_path: Path, kernel_612: Kernel) -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (('name = "refobj"', 'name = "ref-obj"'), "[module] name 'ref-obj' is not a C identifier"),
+        (('name = "refobj"', 'name = "ref-obj"'), "module.name: 'ref-obj' is not a C identifier"),
         (('"KF_ACQUIRE", "KF_RET_NULL"', '"KF_ACQUIRE", "KF_WHAT"'), "unknown flag KF_WHAT"),
         (('name = "refobj_value"', 'name = "refobj_new"'), "kfunc refobj_new is declared twice"),
         (('prog_types = ["syscall", "tracing"]', 'prog_types = ["cgroup_sysctl"]'),

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from conftest import DATA, EXAMPLES, LIBBPF_BOOTSTRAP_MAKEFILE
 
 from kfunc.elf import ElfObject
 from kfunc.errors import BuildError
@@ -90,3 +90,39 @@ def test_broken_c_points_at_the_users_file(kernel_612: Kernel, tmp_path: Path) -
         build_module(ModuleSource.find(src), kernel_612)
     assert err.value.message.startswith(f"{src.resolve()}/hello.c:{line}: error:")
     assert "expected expression" in err.value.log
+
+
+@pytest.mark.parametrize("include", ["$(src)/include", "$(PWD)/include"])
+def test_multi_file_module_in_a_subdirectory_builds_as_kbuild_would(
+    kernel_612: Kernel, tmp_path: Path, include: str
+) -> None:
+    """tests/data/multimod: two objects (multimod-y), ccflags-y with a header
+    in include/, a per-object CFLAGS_x.o, and a tracepoint header found
+    through CFLAGS_main.o := -I$(src); each #errors if its flag is missing.
+    Many kbuild files write $(PWD) where kbuild means $(src): make runs with
+    PWD set to the module's directory, as when its author runs make there."""
+    from kfunc.project import Project
+
+    repo = tmp_path / "repo"
+    shutil.copytree(DATA / "multimod", repo / "src" / "multimod")
+    kbuild = repo / "src" / "multimod" / "Makefile"
+    kbuild.write_text(kbuild.read_text().replace("-I$(src)/include", f"-I{include}"))
+    (repo / "Makefile").write_text(LIBBPF_BOOTSTRAP_MAKEFILE)
+    source = Project.load(repo).module_source()
+    assert source is not None and source.path == repo / "src" / "multimod"
+    assert source.name == "multimod"
+    assert [str(f.relative_to(source.path)) for f in source.files] == [
+        "Makefile", "kfuncs.c", "main.c", "multimod_trace.h", "include/multimod/api.h"
+    ]  # fmt: skip
+    build = build_module(source, kernel_612)
+    assert build.ko.name == "multimod.ko"
+    assert sorted(k.name for k in build.kfuncs) == ["multimod_add", "multimod_base"]
+    assert all(k.set_name == "multimod_kfunc_ids" for k in build.kfuncs)
+    elf = ElfObject(build.ko)
+    assert elf.has_section("_ftrace_events")  # the tracepoint was compiled in
+    modinfo = subprocess.run(
+        ["modinfo", "-F", "description", str(build.ko)], capture_output=True, text=True
+    )
+    assert modinfo.stdout.strip() == (
+        "Two objects, their own flags, a header in include/, a tracepoint"
+    )

@@ -178,6 +178,15 @@ def test_not_an_elf(tmp_path: Path) -> None:
     one_line_error(kfunc("ls", "--btf", str(tmp_path / "missing")), "no such file")
 
 
+@needs_btf
+def test_module_not_loaded() -> None:
+    # The fix once went where BTFError's offset belongs: "Unknown format code 'x'".
+    for command in ("ls", "header"):
+        out = kfunc(command, "--module", "nosuch")
+        one_line_error(out, "no BTF for module 'nosuch'")
+        assert "fix: load it first" in out.stderr
+
+
 def test_unknown_kernel() -> None:
     one_line_error(kfunc("ls", "--kernel", "9.9"), "kernel '9.9': unknown")
     one_line_error(kfunc("diff", "9.9", "6.12"), "kernel '9.9': unknown")

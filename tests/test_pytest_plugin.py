@@ -7,12 +7,14 @@ The plugin's fixtures in a real guest are exercised by examples/*/test_*.py
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import tutorial_repo
 
 from kfunc.kernels.target import DEFAULT_KERNEL
 from kfunc.pytest_plugin import DEFAULT_KERNEL as PLUGIN_DEFAULT
@@ -135,6 +137,21 @@ def test_kfunc_test_table_junit_and_exit_status(tmp_path: Path) -> None:
     assert "ok: 1 passed" in out.stdout
 
 
+def test_kfunc_test_passes_module_to_the_project_fixture(tmp_path: Path) -> None:
+    """`kfunc test --module DIR`: kfunc_project's module is DIR (two kbuild files otherwise)."""
+    repo = tutorial_repo(tmp_path / "repo")
+    shutil.copytree(repo / "module", repo / "module-v2")
+    (repo / "test_layout.py").write_text(
+        "def test_module(kfunc_project):\n"
+        "    assert kfunc_project.module_dir.name == 'module-v2'\n"
+        "    assert [p.name for p in kfunc_project.bpf_sources] == ['hello.bpf.c']\n"
+    )
+    out = run([sys.executable, "-m", "kfunc", "test", "repo", "--module", "repo/module-v2"],
+              tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ok: 1 passed" in out.stdout
+
+
 def test_kfunc_test_without_tests(tmp_path: Path) -> None:
     out = run([sys.executable, "-m", "kfunc", "test", str(tmp_path)], tmp_path)
     assert out.returncode == 1
@@ -146,5 +163,6 @@ def test_project_kernels(tmp_path: Path) -> None:
     (tmp_path / "kfunc.toml").write_text('[test]\nkernels = ["6.1", "6.12"]\n')
     assert project_kernels(tmp_path) == ["6.1", "6.12"]
     (tmp_path / "kfunc.toml").write_text('[test]\nkernels = "6.1"\n')
-    with pytest.raises(Exception, match=r"\[test\] kernels must be a list of strings"):
+    with pytest.raises(Exception, match=r"test\.kernels: must be a list, not a string") as err:
         project_kernels(tmp_path)
+    assert 'kernels = ["6.1", "6.12"]' in str(err.value)

@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, interrupt_kfunc, qemu_processes
+from conftest import ROOT, interrupt_kfunc, qemu_processes, tutorial_repo
 
 from kfunc.errors import LostVMError
 from kfunc.kbuild import ModuleBuild
 from kfunc.kernels.target import Kernel
+from kfunc.project import Project
+from kfunc.run import run_projects
 from kfunc.vm.guest import Guest
 
 pytestmark = pytest.mark.vm
@@ -64,6 +67,43 @@ def test_tutorial_runs_end_to_end(hello_612: ModuleBuild, tmp_path: Path) -> Non
     assert all(s["ok"] for s in report["steps"])
     assert qemu_processes() <= before
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_tutorial_laid_out_as_repositories_runs_in_one_boot(
+    kernel_612: Kernel, tmp_path: Path
+) -> None:
+    """module/ with its kbuild Makefile, the BPF program at the top beside a
+    libbpf-bootstrap Makefile, no kfunc.toml: found and run as it lies; then
+    the same with the module named by [module] path and by --module."""
+    found = tutorial_repo(tmp_path / "found")
+    by_toml = tutorial_repo(tmp_path / "by_toml")
+    (by_toml / "module").rename(by_toml / "kernel")
+    shutil.copytree(by_toml / "kernel", by_toml / "kernel-old")  # two kbuild files
+    (by_toml / "kfunc.toml").write_text('[module]\npath = "kernel"\n')
+    by_arg = tutorial_repo(tmp_path / "by_arg")
+    shutil.copytree(by_arg / "module", by_arg / "module-copy")
+    files = {p: sorted(p.rglob("*")) for p in (found, by_toml, by_arg)}
+    projects = [
+        Project.load(found),
+        Project.load(by_toml),
+        Project.load(by_arg, module=by_arg / "module-copy"),
+    ]
+    before = qemu_processes()
+    report = run_projects(projects, "6.12", use_kept=False)
+    assert report.accel != "kept guest"  # one fresh boot for the three
+    assert [p.project for p in report.projects] == [str(found), str(by_toml), str(by_arg)]
+    for project in report.projects:
+        assert project.ok, (project.error, project.fix)
+        assert re.search(r"Result: 10$", project.result or ""), project.trace
+        assert project.registered is not None
+        assert project.registered["path"] == "/sys/kernel/btf/hello"
+        log = [line for line in project.kernel_log if "taint" not in line]
+        assert log[0] == "Hello, world!" and log[-1] == "Goodbye, world!" and project.unloaded
+    assert qemu_processes() <= before
+    # Nothing was moved; kfunc wrote only the BPF header into build/.
+    for repo, before_files in files.items():
+        after = [p for p in sorted(repo.rglob("*")) if "build" not in p.relative_to(repo).parts]
+        assert after == before_files
 
 
 def test_guest_timeout_kills_qemu(kernel_612: Kernel, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from kfunc.errors import CheckError, MissingToolError
 from kfunc.kbuild import ModuleBuild, ModuleSource, build_module
 from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel
-from kfunc.libbpf.vmlinux_h import write_vmlinux_h
+from kfunc.libbpf.vmlinux_h import dump_module_types_h, write_vmlinux_h
 from kfunc.progress import Progress
 from kfunc.project import Project
 
@@ -117,27 +117,39 @@ def _bpf_out_dir(project: Project, kernel: Kernel) -> Path:
     return cache_dir("builds", kernel.release, f"bpf-{project.name}-{where}")
 
 
-def _vmlinux_h_for(
+def _bpf_headers(
     project: Project, kernel: Kernel, module: ModuleBuild | None, progress: Progress | None = None
-) -> Path:
-    """The vmlinux.h the project's programs compile against (see :func:`build_bpf`)."""
-    if module is None:
-        return vmlinux_h(kernel, progress)
-    header = _bpf_out_dir(project, kernel) / "include" / "vmlinux.h"
-    if not up_to_date(header, [module.ko]):
-        header.parent.mkdir(parents=True, exist_ok=True)
-        write_vmlinux_h(module.ko, header, base_btf_path=kernel.vmlinux)
-    return header
+) -> list[Path]:
+    """The generated headers the project's programs compile against (see :func:`build_bpf`):
+    the kernel's vmlinux.h, and the module's own types in ``<module>_types.h``."""
+    headers = [vmlinux_h(kernel, progress)]
+    if module is not None:
+        types_h = _bpf_out_dir(project, kernel) / "include" / f"{module.name}_types.h"
+        if not up_to_date(types_h, [module.ko]):
+            text = dump_module_types_h(module.ko, kernel.vmlinux, module.name)
+            write_vmlinux_h(module.ko, types_h, text=text)
+            # kfunc before this header wrote a vmlinux.h of the module's BTF there
+            (types_h.parent / "vmlinux.h").unlink(missing_ok=True)
+        headers.append(types_h)
+    return headers
+
+
+def _project_headers(project: Project) -> list[Path]:
+    """The headers beside the programs (a dangling symlink is no header: the
+    selftests' disasm.h points into a kernel tree that is not there)."""
+    return [h for d in project.include_dirs for h in sorted(d.glob("*.h")) if h.is_file()]
+
+
+def _include_dirs(project: Project, headers: list[Path]) -> list[Path]:
+    return [*dict.fromkeys(h.parent for h in headers), *project.include_dirs]
 
 
 def compile_bpf_source(built: ProjectBuild, kernel: Kernel, source: Path, output: Path) -> Path:
     """Compile another BPF C file as the project's own: same vmlinux.h, same headers."""
     project = built.project
-    header = _vmlinux_h_for(project, kernel, built.module)
-    deps = [header, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
-    return compile_bpf(
-        source, output, include_dirs=[header.parent, *project.include_dirs], depends=deps
-    )
+    headers = _bpf_headers(project, kernel, built.module)
+    deps = [*headers, *_project_headers(project)]
+    return compile_bpf(source, output, include_dirs=_include_dirs(project, headers), depends=deps)
 
 
 def build_bpf(
@@ -148,13 +160,16 @@ def build_bpf(
 ) -> list[Path]:
     """Compile the project's BPF programs against the target's vmlinux.h.
 
-    With a module, vmlinux.h is dumped from the module's BTF over the kernel's,
-    so that it also defines the module's own types (a kfunc's ``struct refobj
-    *`` must be a struct in the program's BTF, not a forward declaration, or
-    libbpf finds the prototypes incompatible).
+    vmlinux.h is the kernel's alone, as upstream's selftests have it. With a
+    module, its own types (those its BTF adds to the kernel's) go into
+    ``<module>_types.h`` beside it, which the generated ``<module>_kfuncs.h``
+    includes after vmlinux.h: a kfunc's ``struct refobj *`` must be a struct in
+    the program's BTF, not a forward declaration, or libbpf finds the
+    prototypes incompatible. A program that includes a header of its own that
+    defines the module's types (bpf_testmod_kfunc.h) sees them once.
     """
     out_dir = _bpf_out_dir(project, kernel)
-    header = _vmlinux_h_for(project, kernel, module, progress)
+    headers = _bpf_headers(project, kernel, module, progress)
     objects = []
     # Where the kernel builds in a root filesystem, so does clang: the project
     # is mounted there at its own path.
@@ -166,12 +181,12 @@ def build_bpf(
     version = [f"-DKFUNC_TARGET_VERSION={(v.major << 16) + (v.minor << 8) + min(v.patch, 255)}"]
     for src in project.bpf_sources:
         out = out_dir / (src.name.removesuffix(".c") + ".o")
-        deps = [header, *(h for d in project.include_dirs for h in sorted(d.glob("*.h")))]
+        deps = [*headers, *_project_headers(project)]
         objects.append(
             compile_bpf(
                 src,
                 out,
-                include_dirs=[header.parent, *project.include_dirs],
+                include_dirs=_include_dirs(project, headers),
                 depends=deps,
                 extra_flags=version,
                 wrap=wrap,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from kfunc.build import build_project
 from kfunc.cache import cache_dir
@@ -139,7 +140,7 @@ def bench_module(
     write_if_changed(project_dir / "calls.bpf.c", _source(_MODULE_KFUNC))
     built = build_project(Project.load(project_dir), kernel, progress)
     assert built.module is not None
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"op": "insmod", "path": str(built.module.ko), "name": "callbench"},
         {"op": "bpf_load", "path": str(built.objects[0])},
     ]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kfunc.errors import BuildError, MissingToolError
 
-__all__ = ["bpf_cflags", "compile_bpf", "find_clang", "up_to_date"]
+__all__ = ["bpf_cflags", "compile_bpf", "find_clang", "system_include_dirs", "up_to_date"]
 
 # `file:line:col: error: text`, and `fatal error:` for a missing include.
 _DIAGNOSTIC = re.compile(r"^(?P<where>.+?:\d+:\d+): (?P<kind>(?:fatal )?error): (?P<text>.*)$")
@@ -60,11 +60,49 @@ def _major_version(clang: str) -> int:
     return int(match[1]) if match else 0
 
 
-def bpf_cflags(include_dirs: Sequence[str | os.PathLike[str]] = (), arch: str = "x86") -> list[str]:
-    """The flags for BPF C: debug info (BTF), -O2, the bpf target, arch and includes."""
+def bpf_cflags(
+    include_dirs: Sequence[str | os.PathLike[str]] = (),
+    arch: str = "x86",
+    system_dirs: Sequence[str] = (),
+) -> list[str]:
+    """The flags for BPF C: debug info (BTF), -O2, the bpf target, arch, includes, and
+    the host compiler's system include dirs last (``-idirafter``, as libbpf-bootstrap)."""
     flags = ["-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}"]
     flags += [f"-I{d}" for d in include_dirs]
+    flags += [f"-idirafter{d}" for d in system_dirs]
     return flags
+
+
+#: clang's arguments that print its ``#include`` search list (on stderr) and exit.
+INCLUDE_PROBE = ("-v", "-E", "-")
+
+
+@functools.cache
+def system_include_dirs(command: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``#include <...>`` search list that ``command`` reports: ``clang -v -E -``
+    (:data:`INCLUDE_PROBE`), run on the host or in a target's root filesystem.
+
+    ``-target bpf`` searches none of the host's dirs, so ``<linux/bpf.h>``
+    finds ``/usr/include/linux/types.h`` only with ``-I/usr/include`` and then
+    stops at its ``<asm/types.h>``, which lives in the multiarch dir
+    (``/usr/include/x86_64-linux-gnu``). libbpf-bootstrap's Makefile passes this
+    list with ``-idirafter``, after every dir of the project's own; so does kfunc.
+    """
+    try:
+        proc = subprocess.run(list(command), input="", capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    dirs: list[str] = []
+    inside = False
+    for line in proc.stderr.splitlines():
+        if line.startswith("#include <...> search starts here"):
+            inside = True
+        elif line.startswith("End of search list"):
+            break
+        elif inside and line.startswith(" /"):
+            dirs.append(line.strip().removesuffix(" (framework directory)"))
+    return tuple(dirs)
 
 
 def up_to_date(output: Path, inputs: Sequence[Path]) -> bool:
@@ -107,7 +145,10 @@ def compile_bpf(
         return out
     clang = "clang" if wrap is not None else find_clang()
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [clang, *bpf_cflags(include_dirs, arch), *extra_flags, "-c", str(src), "-o", str(out)]
+    probe = [clang, *INCLUDE_PROBE]
+    system = system_include_dirs(tuple(wrap(probe) if wrap is not None else probe))
+    flags = bpf_cflags(include_dirs, arch, system)
+    cmd = [clang, *flags, *extra_flags, "-c", str(src), "-o", str(out)]
     if wrap is not None:
         cmd = wrap(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -18,7 +18,7 @@ import io
 import lzma
 import mmap
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
@@ -40,7 +40,7 @@ __all__ = ["BTFIdEntry", "BTFIdSet", "ElfObject"]
 SET8_PREFIX = "__BTF_ID__set8__"
 SET_PREFIX = "__BTF_ID__set__"
 
-_DECOMPRESSORS = {
+_DECOMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
     ".xz": lzma.decompress,
     ".gz": gzip.decompress,
     ".zst": lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data),
@@ -93,7 +93,7 @@ class ElfObject:
         return f"<ElfObject {str(self.path)!r}>"
 
     def _open(self) -> ELFFile:
-        stream: BinaryIO
+        stream: BinaryIO | mmap.mmap
         try:
             decompress = _DECOMPRESSORS.get(self.path.suffix)
             if decompress is not None:
@@ -103,16 +103,16 @@ class ElfObject:
                     size = f.seek(0, io.SEEK_END)
                     # mmap keeps a large vmlinux out of memory until read.
                     stream = (
-                        mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # type: ignore[assignment]
-                        if size
-                        else io.BytesIO()
+                        mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else io.BytesIO()
                     )
         except OSError as e:
             raise ELFError(f"{self.path}: cannot read: {e.strerror}") from e
         except _DECOMPRESS_ERRORS as e:
             raise ELFError(f"{self.path}: cannot decompress: {e}") from e
         with self._errors():
-            return ELFFile(stream)
+            # pyelftools only reads, seeks and tells; its stubs ask for IO[bytes],
+            # which an mmap is not.
+            return ELFFile(stream)  # type: ignore[arg-type]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

@@ -20,6 +20,7 @@ __all__ = [
     "LostVMError",
     "MissingToolError",
     "RunError",
+    "SpecError",
     "UnsupportedFeatureError",
 ]
 
@@ -50,6 +51,10 @@ class MissingToolError(KfuncError):
         self.package = package
 
 
+class SpecError(KfuncError):
+    """A kfunc.toml, or a spec made in Python, that cannot be used: names the key and the fix."""
+
+
 class KernelNotFoundError(KfuncError):
     """A kernel named by the user is unknown or its packages are not available."""
 
@@ -67,9 +72,11 @@ class UnsupportedFeatureError(KfuncError):
 
 
 class BTFError(KfuncError):
-    """Malformed or unexpected BTF; ``offset`` is the byte offset in the blob, if known."""
+    """Malformed or unexpected BTF; ``offset`` is the byte offset in the blob, if known.
+    ``offset`` and ``fix`` are keyword-only: a fix passed where the offset goes
+    once crashed the message's formatting."""
 
-    def __init__(self, message: str, offset: int | None = None, fix: str | None = None) -> None:
+    def __init__(self, message: str, *, offset: int | None = None, fix: str | None = None) -> None:
         if offset is not None:
             message = f"{message} (at offset {offset:#x})"
         super().__init__(message, fix)

@@ -26,10 +26,20 @@ from kfunc.errors import BuildError, MissingToolError
 from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.progress import Progress
+from kfunc.spec import MODULE_NAME_MAX, module_name_problem
 
-__all__ = ["BuiltKfunc", "ModuleBuild", "ModuleSource", "build_module", "verify_module"]
+__all__ = [
+    "BuiltKfunc",
+    "ModuleBuild",
+    "ModuleSource",
+    "build_module",
+    "kbuild_file",
+    "kbuild_modules",
+    "verify_module",
+]
 
-_OBJ_M = re.compile(r"^\s*obj-m\s*[+:]?=\s*(.+)$", re.M)
+_OBJ_M = re.compile(r"^[ \t]*obj-m[ \t]*[+:]?=(.*)$", re.M)
+_VAR = re.compile(r"^[ \t]*(\w+)[ \t]*[:?]?=[ \t]*(\S*)[ \t]*$", re.M)
 _BTF_ID_FLAGS = re.compile(r"\bBTF_ID_FLAGS\(\s*func\s*,\s*(\w+)\s*(?:,\s*([^)]*))?\)")
 _SKIPPING_BTF = "Skipping BTF generation"
 _DIAGNOSTIC = re.compile(
@@ -40,6 +50,66 @@ _DIAGNOSTIC = re.compile(
 _NOT_MODULE_SOURCE = re.compile(
     r"(\.bpf\.c|\.o|\.ko|\.mod|\.mod\.c|\.cmd|\.order|\.symvers|vmlinux\.h|\.skel\.h)$"
 )
+# Directories never part of a module or project: kbuild's and kfunc's outputs, VCS data.
+SKIPPED_DIRS = frozenset(("build", "node_modules", "__pycache__"))
+# A module's tree is copied for each build: more files than this is not a module.
+MAX_MODULE_FILES = 2000
+MAX_MODULE_BYTES = 64 << 20
+# A kbuild file larger than this is not one.
+_MAX_KBUILD_SIZE = 1 << 20
+
+
+def kbuild_file(path: Path) -> Path | None:
+    """The file kbuild reads in ``path`` with M=: ``Kbuild`` if there is one, else ``Makefile``."""
+    return next((p for p in (path / "Kbuild", path / "Makefile") if p.is_file()), None)
+
+
+def kbuild_modules(kbuild: Path) -> list[str]:
+    """The modules a kbuild file builds: its ``obj-m`` entries without ``.o``.
+
+    Continuation lines are joined, and ``$(NAME)``/``${NAME}`` of a simple
+    assignment in the same file is expanded (``obj-m += $(MODULE).o``).
+    """
+    try:
+        if kbuild.stat().st_size > _MAX_KBUILD_SIZE:
+            return []
+        text = kbuild.read_text(errors="replace").replace("\\\n", " ")
+    except OSError:
+        return []
+    variables = dict(_VAR.findall(text))
+
+    def expand(m: re.Match[str]) -> str:
+        return variables.get(m[1] or m[2], m[0])
+
+    names = []
+    for entries in _OBJ_M.findall(text):
+        for entry in re.sub(r"\$\((\w+)\)|\$\{(\w+)\}", expand, entries.split("#")[0]).split():
+            if entry.endswith(".o"):
+                names.append(entry.removesuffix(".o"))
+    return names
+
+
+def _module_files(path: Path) -> list[Path]:
+    """The files of the module whose kbuild file is in ``path``, subdirectories included
+    (headers in include/, tracepoint headers), less outputs, hidden and BPF files."""
+    files: list[Path] = []
+    size = 0
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
+        for name in sorted(names):
+            f = Path(root, name)
+            if name.startswith(".") or _NOT_MODULE_SOURCE.search(name) or not f.is_file():
+                continue
+            files.append(f)
+            size += f.stat().st_size
+            if len(files) > MAX_MODULE_FILES or size > MAX_MODULE_BYTES:
+                raise BuildError(
+                    f"{path}: more than {MAX_MODULE_FILES} files or {MAX_MODULE_BYTES >> 20} MiB "
+                    "under the module's directory: not a module's sources",
+                    fix="put the module in a directory of its own and name it with [module] "
+                    "path in kfunc.toml (or --module DIR)",
+                )
+    return files
 
 
 @dataclass(frozen=True)
@@ -53,26 +123,29 @@ class ModuleSource:
 
     @classmethod
     def find(cls, path: Path | str) -> ModuleSource:
+        """The module whose kbuild file (Kbuild, else Makefile) is in ``path``."""
         path = Path(path).resolve()
-        kbuild = next((p for p in (path / "Kbuild", path / "Makefile") if p.exists()), None)
+        kbuild = kbuild_file(path)
         if kbuild is None:
             raise BuildError(
                 f"{path}: no Kbuild or Makefile",
                 fix="add a Kbuild file with `obj-m += NAME.o` beside the module's C source",
             )
-        objs = _OBJ_M.findall(kbuild.read_text())
-        if not objs:
-            raise BuildError(f"{kbuild}: no `obj-m += NAME.o` line", fix="name the module there")
-        name = objs[0].split()[0].removesuffix(".o")
-        files = tuple(
-            sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file()
-                and not p.name.startswith(".")
-                and not _NOT_MODULE_SOURCE.search(p.name)
+        names = kbuild_modules(kbuild)
+        if not names:
+            raise BuildError(
+                f"{kbuild}: no `obj-m += NAME.o` line: not a kbuild file",
+                fix="point kfunc at the module's directory ([module] path in kfunc.toml, or "
+                "--module DIR), or add `obj-m += NAME.o` there",
             )
-        )
+        name = names[0]
+        if problem := module_name_problem(name):
+            raise BuildError(
+                f"{kbuild}: module name {problem}",
+                fix=f"rename {name}.o in obj-m (and its -objs/-y list) to a C identifier of at "
+                f"most {MODULE_NAME_MAX} characters",
+            )
+        files = tuple(_module_files(path))
         kfuncs = []
         for f in files:
             if f.suffix in (".c", ".h"):
@@ -84,7 +157,7 @@ class ModuleSource:
     def digest(self, kernel: Kernel) -> str:
         h = hashlib.sha256(kernel.release.encode())
         for f in self.files:
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+            h.update(str(f.relative_to(self.path)).encode() + b"\0" + f.read_bytes() + b"\0")
         return h.hexdigest()[:16]
 
 
@@ -139,8 +212,10 @@ def build_module(
         return ModuleBuild.from_dict(json.loads(record.read_text()), log_file.read_text())
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    for f in source.files:
-        shutil.copy2(f, workdir / f.name)
+    for f in source.files:  # the module's tree, as kbuild sees it with M=<dir>
+        copy = workdir / f.relative_to(source.path)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, copy)
     cmd = ["make", "-C", str(kernel.build_dir), f"M={workdir}", "-j2", "modules"]
     # An out-of-tree module's BTF is split over a "distilled" copy of the base
     # (.BTF.base) from 6.11 on (pahole >= 1.28: MODULE_PAHOLE_FLAGS; 7.x:
@@ -151,7 +226,7 @@ def build_module(
     where = f" (in the {kernel.rootfs} root filesystem)" if kernel.rootfs else ""
     progress.update(" ".join(cmd[:1] + cmd[3:6]) + where)
     try:
-        returncode, output = _run_kbuild(kernel.tool_command(cmd), workdir / ".tmp")
+        returncode, output = _run_kbuild(kernel.tool_command(cmd, cwd=workdir), workdir)
     except BaseException:  # Ctrl-C: no half-built module for the next run
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -172,12 +247,17 @@ def build_module(
     return build
 
 
-def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
-    """Run make in a process group of its own, with its temporary files in ``tmp``.
+def _run_kbuild(cmd: list[str], workdir: Path) -> tuple[int, str]:
+    """Run make in a process group of its own, from the module's copy in ``workdir``,
+    with its temporary files in ``workdir/.tmp``.
 
-    On any exit path (Ctrl-C included) the whole group, make and its compilers,
-    is stopped, and ``tmp`` removed: gcc killed mid-way leaves its ``cc*.s``.
+    make runs there with ``PWD`` set to it, as when its author runs make in the
+    module's directory: kbuild files that say ``-I$(PWD)/include`` (make takes
+    PWD from the environment) find their headers. On any exit path (Ctrl-C
+    included) the whole group, make and its compilers, is stopped, and the
+    temporary directory removed: gcc killed mid-way leaves its ``cc*.s``.
     """
+    tmp = workdir / ".tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         cmd,
@@ -186,7 +266,8 @@ def _run_kbuild(cmd: list[str], tmp: Path) -> tuple[int, str]:
         stdin=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
-        env=dict(os.environ, TMPDIR=str(tmp)),
+        cwd=workdir,
+        env=dict(os.environ, TMPDIR=str(tmp), PWD=str(workdir)),
     )
     try:
         output, _ = proc.communicate()

@@ -527,7 +527,7 @@ def host_inventory(module: str | None = None) -> Inventory:
     if not vmlinux.exists():
         raise BTFError(
             f"{vmlinux}: not found: the running kernel has no BTF",
-            "pick a kernel with --kernel VER, or a file with --btf FILE",
+            fix="pick a kernel with --kernel VER, or a file with --btf FILE",
         )
     if not module_btf:
         return file_inventory(vmlinux)
@@ -535,7 +535,7 @@ def host_inventory(module: str | None = None) -> Inventory:
     if not path.exists():
         raise BTFError(
             f"{path}: no BTF for module {module!r}: not loaded, or built without BTF",
-            "load it first, or read its .ko with --ko FILE",
+            fix="load it first, or read its .ko with --ko FILE",
         )
     return file_inventory(path, vmlinux)
 

@@ -148,11 +148,13 @@ def _programs(obj: Path, ids: dict[str, int]) -> list[dict[str, Any]]:
     """Each program of the compiled object, with its kfunc call patched."""
     from elftools.elf.elffile import ELFFile
     from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
 
     out = []
     with obj.open("rb") as f:
         elf = ELFFile(f)
         symtab = elf.get_section_by_name(".symtab")
+        assert isinstance(symtab, SymbolTableSection)  # clang's objects always have one
         for rel in elf.iter_sections():
             if not isinstance(rel, RelocationSection) or rel["sh_info"] == 0:
                 continue
@@ -174,7 +176,9 @@ def _programs(obj: Path, ids: dict[str, int]) -> list[dict[str, Any]]:
     return out
 
 
-def _plan(kernel: Kernel, everything: bool, workdir: Path) -> tuple[dict[str, Any], dict]:
+def _plan(
+    kernel: Kernel, everything: bool, workdir: Path
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The probe plan for the guest, and the kfunc groups (representative -> kfuncs)."""
     from kfunc.btf import types as bt
     from kfunc.clang import compile_bpf
@@ -327,7 +331,7 @@ def _prog_load(
     expected_attach_type: int,
     attach_btf_id: int,
     prog_flags: int,
-    log: ctypes.Array,
+    log: ctypes.Array[ctypes.c_char],
 ) -> tuple[int, int]:
     """``bpf(BPF_PROG_LOAD)``: (fd or -1, errno)."""
     libc = ctypes.CDLL(None, use_errno=True)

@@ -37,7 +37,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="FILE",
         help="write each test's outcome per kernel as JSON (kfunc test reads it)",
+    )
+    group.addoption(
+        "--kfunc-module",
+        default=None,
+        metavar="DIR",
+        help="the project's module directory, for kfunc_project (kfunc test --module)",
     )
     parser.addini("kfunc_kernels", "comma-separated target kernels", default="")
 
@@ -192,7 +198,7 @@ def kfunc_project(request: pytest.FixtureRequest) -> Project:
     if mark is not None:
         path = (path / mark.args[0]).resolve()
     try:
-        return Project.load(path)
+        return Project.load(path, module=request.config.getoption("--kfunc-module"))
     except KfuncError as exc:
         _fail(exc)
         raise
@@ -241,18 +247,26 @@ class BpfLoader:
         self._tmp = Path(tempfile.mkdtemp(prefix="kfunc-bpf-"))
 
     def load(
-        self, source: str | os.PathLike[str] | None = None, *, attach: bool = True
+        self,
+        source: str | os.PathLike[str] | None = None,
+        *,
+        attach: bool = True,
+        programs: list[str] | None = None,
+        log_level: int = 0,
     ) -> RemoteObject:
         """Load and (with ``attach``) attach a BPF object in the guest.
 
         ``source``: None for the project's object (the only one, or name it:
         ``"xdp"``, ``"xdp.bpf.c"``), a ``.o`` file, a ``.c`` file compiled as the
-        project's programs are, or C source text.
+        project's programs are, or C source text. ``programs``: load only these
+        (an autoload-off ``SEC("?tc")`` program too), as a selftest loads one
+        program at a time; ``log_level`` 1 keeps each program's verifier log.
         """
         from kfunc.vm.remote import RemoteObject
 
         path = self._resolve(source)
-        obj = RemoteObject(self.session, path).load(attach=attach)
+        obj = RemoteObject(self.session, path).load(attach=attach, programs=programs,
+                                                    log_level=log_level)  # fmt: skip
         self.objects.append(obj)
         return obj
 
@@ -359,14 +373,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield
-    session = getattr(item, "funcargs", {}).get("kernel")
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # Whatever the test's "kernel" fixture gave: a guest session has a kernel log.
+    session: Any = getattr(item, "funcargs", {}).get("kernel")
     if report.failed and hasattr(session, "kernel_log") and hasattr(session, "kernel"):
         lines = session.kernel_log(last=_LOG_LINES)
         title = f"kernel log of {session.kernel.release} (last {len(lines)} lines)"
         report.sections.append((title, "\n".join(lines) or "(empty)"))
-    return report  # type: ignore[return-value]
+    return report
 
 
 class _Recorder:

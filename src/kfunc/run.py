@@ -24,12 +24,13 @@ from kfunc.build import ProjectBuild, build_project
 from kfunc.errors import KfuncError, LostVMError
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
-from kfunc.project import Project
+from kfunc.project import Project, TestRun
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
-from kfunc.vm.keeper import KeptGuest, find_kept
+from kfunc.vm.keeper import find_kept
+from kfunc.vm.session import SessionClient
 
-__all__ = ["ProjectReport", "RunReport", "run_projects"]
+__all__ = ["ProjectReport", "RunReport", "plan_test_run", "run_projects"]
 
 
 @dataclass
@@ -91,13 +92,10 @@ def _project_steps(
         steps.append(
             {"op": "btf_module", "module": module.name, "kfuncs": [k.name for k in module.kfuncs]}
         )
+    staged = {obj: str(shutil.copy2(obj, own)) for obj in objects}
     for obj in objects:
-        steps.append({"op": "bpf_load", "path": str(shutil.copy2(obj, own))})
-    for test in project.tests:
-        steps.append(
-            {"op": "test_run", "program": test.program, "retval": test.retval,
-             "data": test.data().hex()}
-        )  # fmt: skip
+        steps.append({"op": "bpf_load", "path": staged[obj]})
+    steps += [plan_test_run(test, objects, staged) for test in project.tests]
     if project.trigger == "unlink":
         steps.append({"op": "trigger", "kind": "unlink"})
     elif project.trigger:
@@ -112,6 +110,45 @@ def _project_steps(
     return steps
 
 
+def plan_test_run(test: TestRun, objects: list[Path], staged: dict[Path, str]) -> dict[str, Any]:
+    """The agent's ``test_run`` step for one ``[[run.test]]``: the object that holds
+    the program, whether to load it alone, and the input as bytes."""
+    from kfunc.check import read_bpf_object
+
+    def stem(obj: Path) -> str:
+        return obj.name.removesuffix(".o").removesuffix(".bpf")
+
+    mine = [o for o in objects if test.object is None or stem(o) == test.object]
+    if not mine:
+        raise KfuncError(
+            f"[[run.test]] {test.program}: no object {test.object!r}",
+            f"name one of: {', '.join(stem(o) for o in objects)}",
+        )
+    found = [(obj, p) for obj in mine for p in read_bpf_object(obj).programs
+             if p.name == test.program]  # fmt: skip
+    if len({obj for obj, _ in found}) > 1:
+        raise KfuncError(
+            f"[[run.test]] {test.program}: several objects have it "
+            f"({', '.join(stem(o) for o, _ in found)})",
+            f'say which: object = "{stem(found[0][0])}"',
+        )
+    if not found:
+        have = sorted(p.name for obj in mine for p in read_bpf_object(obj).programs)
+        raise KfuncError(
+            f"[[run.test]] {test.program}: no program of that name in "
+            f"{', '.join(o.name for o in objects) or 'the project (no BPF object)'}",
+            f"name one of: {', '.join(have) or 'none'}",
+        )
+    obj, prog = found[0]
+    alone = test.alone if test.alone is not None else prog.section.startswith("?")
+    ctx = test.ctx_bytes(obj)
+    return {
+        "op": "test_run", "program": test.program, "path": staged[obj], "alone": alone,
+        "retval": test.retval, "data": test.data().hex(), "ctx": None if ctx is None else ctx.hex(),
+        "rejected": test.rejected, "log": test.log, "error": test.error,
+    }  # fmt: skip
+
+
 def run_projects(
     projects: list[Project],
     kernel_name: str,
@@ -120,11 +157,13 @@ def run_projects(
     timeout: float = 180.0,
     trace_timeout: float = 10.0,
     use_kept: bool = True,
+    session: SessionClient | None = None,
 ) -> RunReport:
     """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring.
 
     Where a kept guest of that kernel is up (``kfunc vm start``), the plan goes
-    to it instead, and nothing boots.
+    to it instead, and nothing boots; so it does to ``session``, a guest of
+    that kernel already serving (a test's GuestSession).
     """
     progress = progress or Progress()
     if os.geteuid() != 0:
@@ -143,10 +182,14 @@ def run_projects(
     prepared = []
     for project in projects:
         if not project.bpf_sources:
-            raise KfuncError(
-                f"{project.path}: no BPF program (*.bpf.c) to run",
-                "add a BPF C program that calls the kfunc, or use `kfunc build` for the module",
+            above = project.path.parent
+            fix = (
+                f"run kfunc on {above}, the project: its programs are there, and it finds the "
+                "module in its subdirectory"
+                if any(above.glob("*.bpf.c"))
+                else "add a BPF C program that calls the kfunc, or use `kfunc build` for the module"
             )
+            raise KfuncError(f"{project.path}: no BPF program (*.bpf.c) to run", fix)
         built = build_project(project, kernel, progress)
         preport = ProjectReport(
             project=str(project.path),
@@ -159,9 +202,13 @@ def run_projects(
         report.projects.append(preport)
     report.seconds["prepare"] = round(time.monotonic() - t0, 2)
 
-    kept = find_kept(kernel) if use_kept else None
-    if kept is not None:
-        events = _run_in_kept(kept, prepared, report, progress, timeout, trace_timeout)
+    kept = find_kept(kernel) if use_kept and session is None else None
+    if session is not None:
+        events = _run_in_session(session, "session", prepared, report, progress, timeout,
+                                 trace_timeout)  # fmt: skip
+    elif kept is not None:
+        events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared, report,
+                                 progress, timeout, trace_timeout)  # fmt: skip
     else:
         events = _run_in_new_guest(kernel, prepared, report, progress, timeout, trace_timeout)
     report.seconds["total"] = round(time.monotonic() - t0, 2)
@@ -180,19 +227,19 @@ def _plan(prepared: list[ProjectBuild], rundir: Path, trace_timeout: float) -> l
     return steps
 
 
-def _run_in_kept(
-    kept: KeptGuest, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
-    timeout: float, trace_timeout: float,
+def _run_in_session(
+    client: SessionClient, label: str, prepared: list[ProjectBuild], report: RunReport,
+    progress: Progress, timeout: float, trace_timeout: float,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Send the plan to a kept guest: no boot."""
-    rundir = Path(tempfile.mkdtemp(prefix="run-", dir=kept.directory))
+    """Send the plan to a guest that serves (kept, or a session): no boot."""
+    rundir = Path(tempfile.mkdtemp(prefix="run-", dir=client.directory))
     try:
         steps = _plan(prepared, rundir, trace_timeout)
         t1 = time.monotonic()
-        with progress.step(f"kept guest {kept.release}: run") as step:
-            events = kept.client.call({"steps": steps}, timeout)
-            step.summary = f"kept guest {kept.release}: ran {len(steps)} steps"
-        report.accel = "kept guest"
+        with progress.step(f"{label}: run") as step:
+            events = client.call({"steps": steps}, timeout)
+            step.summary = f"{label}: ran {len(steps)} steps"
+        report.accel = "kept guest" if label.startswith("kept") else label
         report.seconds["guest"] = report.seconds["steps"] = round(time.monotonic() - t1, 2)
     finally:
         shutil.rmtree(rundir, ignore_errors=True)

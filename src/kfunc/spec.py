@@ -22,34 +22,55 @@
 A kfunc may name its own ``prog_types``; kfuncs with the same program types
 share one kfunc set. ``optional = true`` makes the BPF side declare it
 ``__weak`` so a program can test for it with ``bpf_ksym_exists()``.
-Every name is checked here, before it can reach C source or a shell.
+Every name is checked here, before it can reach C source or a shell: these
+are the kernel's rules. The file's keys and types are :mod:`kfunc.schema`'s.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from kfunc.errors import KfuncError
+from kfunc.cproto import C_KEYWORDS, CProtoError, Prototype, parse_prototype
+from kfunc.errors import SpecError
 from kfunc.history import PROG_TYPE_HOOK
 from kfunc.kf_flags import KF_FLAGS
 
-__all__ = ["KfuncSpec", "ModuleSpec", "SpecError", "load_spec"]
+if TYPE_CHECKING:
+    from kfunc.schema import KfuncToml
+
+__all__ = [
+    "MODULE_NAME_MAX",
+    "KfuncSpec",
+    "ModuleSpec",
+    "SpecError",
+    "load_spec",
+    "module_name_problem",
+    "spec_from_toml",
+]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INCLUDE = re.compile(r"[A-Za-z0-9_./+-]+\.h")
-# "<return type> name(<params>)": the name is the last identifier before "(".
-_PROTO = re.compile(
-    r"^\s*(?P<ret>[^()]*?[\s*])(?P<name>[A-Za-z_]\w*)\s*\((?P<params>.*)\)\s*;?\s*$"
-)
 _FLAG_NAMES = {f.name for f in KF_FLAGS}
+# A module's name is at most MODULE_NAME_LEN - 1 characters: MODULE_NAME_LEN is
+# MAX_PARAM_PREFIX_LEN, (64 - sizeof(unsigned long)) on x86_64 (include/linux/module.h
+# and moduleparam.h, the same from 6.1 to 7.x); modpost refuses a longer one.
+MODULE_NAME_MAX = 64 - 8 - 1
 
 
-class SpecError(KfuncError):
-    """A spec that cannot become a module; names the field and the fix."""
+def module_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a module's name (None if it can)."""
+    if not _IDENT.fullmatch(name):
+        return f"{name!r} is not a C identifier"
+    if name in C_KEYWORDS:
+        return f"{name!r} is a C keyword"
+    if name == "vmlinux":
+        return "'vmlinux' is the kernel's own BTF object, not a module name"
+    if len(name) > MODULE_NAME_MAX:
+        return f"{name[:20]}... is {len(name)} characters, over the kernel's {MODULE_NAME_MAX}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,16 +84,16 @@ class KfuncSpec:
     dtor_for: str | None = None  # a destructor of this struct type, not in any kfunc set
 
     @property
+    def prototype(self) -> Prototype:
+        return parse_prototype(self.proto)
+
+    @property
     def return_type(self) -> str:
-        m = _PROTO.match(self.proto)
-        assert m is not None
-        return m["ret"].strip()
+        return self.prototype.return_type
 
     @property
     def params(self) -> str:
-        m = _PROTO.match(self.proto)
-        assert m is not None
-        return m["params"].strip() or "void"
+        return self.prototype.params
 
 
 @dataclass(frozen=True)
@@ -111,120 +132,154 @@ def _where(spec: ModuleSpec) -> str:
 
 def _validate(spec: ModuleSpec) -> None:
     where = _where(spec)
-    if not _IDENT.fullmatch(spec.name):
+    if problem := module_name_problem(spec.name):
         raise SpecError(
-            f"{where}: [module] name {spec.name!r} is not a C identifier",
-            "use letters, digits and underscores, not starting with a digit",
+            f"{where}: module.name: {problem}",
+            f"use letters, digits and underscores, not starting with a digit, at most "
+            f"{MODULE_NAME_MAX} characters",
         )
     if not spec.kfuncs:
-        raise SpecError(f"{where}: no [[kfunc]]", "declare at least one kfunc")
+        raise SpecError(f"{where}: module: no [[kfunc]]", "declare at least one kfunc")
     if any(bad in spec.description for bad in ("*/", "\n", '"', "\\")):
         raise SpecError(
-            f"{where}: [module] description must be one line without quotes or */",
+            f"{where}: module.description must be one line without quotes or */",
             "it goes into a C comment and MODULE_DESCRIPTION()",
         )
-    for inc in spec.includes:
+    for i, inc in enumerate(spec.includes):
         if not _INCLUDE.fullmatch(inc) or ".." in inc:
-            raise SpecError(f"{where}: include {inc!r} is not a header path", "e.g. linux/slab.h")
+            raise SpecError(
+                f"{where}: module.includes[{i}]: {inc!r} is not a header path", "e.g. linux/slab.h"
+            )
     if spec.license not in ("GPL", "GPL v2", "Dual BSD/GPL", "Dual MIT/GPL"):
         raise SpecError(
-            f"{where}: license {spec.license!r} is not GPL-compatible",
+            f"{where}: module.license {spec.license!r} is not GPL-compatible",
             "kfunc registration is GPL-only: use GPL or Dual BSD/GPL",
         )
     seen: set[str] = set()
-    for k in spec.kfuncs:
-        if not _IDENT.fullmatch(k.name):
-            raise SpecError(f"{where}: kfunc name {k.name!r} is not a C identifier")
-        if k.name in seen:
-            raise SpecError(f"{where}: kfunc {k.name} is declared twice", "remove one of them")
-        seen.add(k.name)
-        m = _PROTO.match(k.proto)
-        if m is None or m["name"] != k.name:
-            raise SpecError(
-                f"{where}: kfunc {k.name}: proto {k.proto!r} does not declare {k.name}()",
-                f'write it as C, e.g. "u64 {k.name}(u32 a, u64 b)"',
-            )
-        for flag in k.flags:
-            if flag not in _FLAG_NAMES:
-                raise SpecError(
-                    f"{where}: kfunc {k.name}: unknown flag {flag}",
-                    f"use KF_* flags the kernel knows: {', '.join(sorted(_FLAG_NAMES))}",
-                )
-        if "KF_RELEASE" in k.flags and k.params == "void":
-            raise SpecError(f"{where}: kfunc {k.name}: KF_RELEASE needs a pointer argument")
-        if k.dtor_for is not None:
-            if not _IDENT.fullmatch(k.dtor_for):
-                raise SpecError(f"{where}: kfunc {k.name}: dtor_for {k.dtor_for!r} is not a type")
-            if k.return_type != "void" or not re.fullmatch(r"void\s*\*\s*\w*", k.params):
-                raise SpecError(
-                    f"{where}: destructor {k.name} must be declared void {k.name}(void *p)",
-                    "the kernel calls destructors through btf_dtor_kfunc_t",
-                )
+    for i, k in enumerate(spec.kfuncs):
+        _validate_kfunc(k, f"{where}: kfunc[{i}]", seen)
+        key = f"kfunc[{i}].prog_types" if k.prog_types else "module.prog_types"
         for prog_type in k.prog_types or spec.prog_types:
             if prog_type not in PROG_TYPE_HOOK:
                 raise SpecError(
-                    f"{where}: program type {prog_type!r} cannot call kfuncs",
+                    f"{where}: {key}: program type {prog_type!r} cannot call kfuncs",
                     f"use one of {', '.join(sorted(PROG_TYPE_HOOK))}",
                 )
     if not spec.prog_types and any(k.prog_types is None for k in spec.kfuncs):
         raise SpecError(
-            f"{where}: no program types to register the kfuncs for",
+            f"{where}: module.prog_types: no program types to register the kfuncs for",
             'set [module] prog_types, e.g. ["tracing", "syscall"]',
         )
 
 
-def _strings(value: Any, field_name: str, where: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpecError(f"{where}: {field_name} must be a list of strings")
-    return tuple(value)
+def _validate_kfunc(k: KfuncSpec, where: str, seen: set[str]) -> None:
+    if not _IDENT.fullmatch(k.name) or k.name in C_KEYWORDS:
+        what = "a C keyword" if k.name in C_KEYWORDS else "not a C identifier"
+        raise SpecError(
+            f"{where}.name: {k.name!r} is {what}",
+            "name the kfunc with letters, digits and underscores, as its C function",
+        )
+    if k.name in seen:
+        raise SpecError(f"{where}.name: kfunc {k.name} is declared twice", "remove one of them")
+    seen.add(k.name)
+    example = f'write one C declaration, e.g. "u64 {k.name}(u32 a, u64 b)"'
+    try:
+        proto = parse_prototype(k.proto)
+    except CProtoError as exc:
+        raise SpecError(f"{where}.proto: {exc}", example) from None
+    if proto.name != k.name:
+        raise SpecError(
+            f"{where}.proto: declares {proto.name}(), not {k.name}()",
+            f"name the function {k.name} in proto, or rename the kfunc",
+        )
+    for flag in k.flags:
+        if flag not in _FLAG_NAMES:
+            raise SpecError(
+                f"{where}.flags: unknown flag {flag}",
+                f"use KF_* flags the kernel knows: {', '.join(sorted(_FLAG_NAMES))}",
+            )
+    if "KF_RELEASE" in k.flags and proto.params == "void":
+        raise SpecError(
+            f"{where}: {k.name}: KF_RELEASE needs a pointer argument",
+            "a release kfunc takes the object it releases",
+        )
+    if k.dtor_for is not None:
+        if not _IDENT.fullmatch(k.dtor_for) or k.dtor_for in C_KEYWORDS:
+            raise SpecError(
+                f"{where}.dtor_for: {k.dtor_for!r} is not a struct name",
+                'name the struct the destructor frees, e.g. dtor_for = "refobj"',
+            )
+        if proto.return_type != "void" or not re.fullmatch(r"void\s*\*\s*\w*", proto.params):
+            raise SpecError(
+                f"{where}.proto: destructor {k.name} must be declared void {k.name}(void *p)",
+                "the kernel calls destructors through btf_dtor_kfunc_t",
+            )
+
+
+def spec_from_toml(doc: KfuncToml, path: Path) -> ModuleSpec | None:
+    """The module a kfunc.toml declares for kfunc to generate, checked by the kernel's
+    rules; None when it declares none (no [module], or a hand-written one's path)."""
+    module = doc.module
+    if module is None:
+        if doc.kfunc:
+            raise SpecError(
+                f"{path}: kfunc[0]: [[kfunc]] without a [module] table",
+                'add [module] with name = "..." and prog_types = [...]',
+            )
+        return None
+    if module.path is not None:
+        others = [
+            key
+            for key in ("name", "description", "prog_types", "includes", "helpers", "license")
+            if getattr(module, key) != getattr(type(module)(), key)
+        ]
+        if others or doc.kfunc:
+            what = ", ".join(f"module.{k}" for k in others) or "[[kfunc]]"
+            raise SpecError(
+                f"{path}: module.path names a hand-written module, but {what} declares one "
+                "for kfunc to generate",
+                "keep module.path for a module you wrote, or remove it to generate one",
+            )
+        return None
+    if module.name is None:
+        raise SpecError(f"{path}: module: no name key", 'add name = "..." to [module]')
+    kfuncs = tuple(
+        KfuncSpec(
+            name=k.name,
+            proto=k.proto,
+            body=k.body,
+            flags=tuple(k.flags),
+            prog_types=None if k.prog_types is None else tuple(k.prog_types),
+            optional=k.optional,
+            dtor_for=k.dtor_for,
+        )
+        for k in doc.kfunc
+    )
+    return ModuleSpec(
+        name=module.name,
+        kfuncs=kfuncs,
+        prog_types=tuple(module.prog_types),
+        description=module.description,
+        includes=tuple(module.includes),
+        helpers=module.helpers,
+        license=module.license,
+        path=path,
+    )
 
 
 def load_spec(path: Path | str) -> ModuleSpec:
     """Read a spec from a kfunc.toml file (or the kfunc.toml of a directory)."""
+    from kfunc.schema import FILE_NAME, read_kfunc_toml
+
     path = Path(path)
-    if path.is_dir():
-        path = path / "kfunc.toml"
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file", "run `kfunc new NAME` to start one") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: {exc}", "fix the TOML syntax") from None
-    where = str(path)
-    module = data.get("module")
-    if not isinstance(module, dict):
-        raise SpecError(f"{where}: no [module] table", 'add [module] with name = "..."')
-    kfuncs = []
-    for i, raw in enumerate(data.get("kfunc", [])):
-        if not isinstance(raw, dict) or not {"name", "proto", "body"} <= raw.keys():
-            raise SpecError(f"{where}: [[kfunc]] #{i + 1} needs name, proto and body")
-        prog_types = raw.get("prog_types")
-        if prog_types is not None:
-            prog_types = _strings(prog_types, "prog_types", where)
-        kfuncs.append(
-            KfuncSpec(
-                name=str(raw["name"]),
-                proto=str(raw["proto"]),
-                body=str(raw["body"]),
-                flags=_strings(raw.get("flags"), "flags", where),
-                prog_types=None
-                if prog_types is None
-                else _strings(prog_types, "prog_types", where),
-                optional=bool(raw.get("optional", False)),
-                dtor_for=None if raw.get("dtor_for") is None else str(raw["dtor_for"]),
-            )
+    if path.is_dir() and path.name != FILE_NAME:
+        path = path / FILE_NAME
+    if not path.exists():
+        raise SpecError(f"{path}: no such file", "run `kfunc new NAME` to start one")
+    spec = spec_from_toml(read_kfunc_toml(path), path)
+    if spec is None:
+        raise SpecError(
+            f"{path}: no module declared for kfunc to generate",
+            'add [module] with name = "..." and [[kfunc]] tables',
         )
-    return ModuleSpec(
-        name=str(module.get("name", "")),
-        kfuncs=tuple(kfuncs),
-        prog_types=_strings(module.get("prog_types"), "prog_types", where),
-        description=str(module.get("description", "")),
-        includes=_strings(module.get("includes"), "includes", where),
-        helpers=str(module.get("helpers", "")),
-        license=str(module.get("license", "GPL")),
-        path=path,
-    )
+    return spec

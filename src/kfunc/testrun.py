@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,19 +67,17 @@ class TestMatrix:
 
 def project_kernels(path: Path) -> list[str]:
     """The project's kernel matrix: kfunc.toml's ``[test] kernels``, else the default."""
-    toml = (path if path.is_dir() else path.parent) / "kfunc.toml"
-    if toml.exists():
-        try:
-            data = tomllib.loads(toml.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise KfuncError(f"{toml}: {exc}", "fix the TOML syntax") from None
-        kernels = data.get("test", {}).get("kernels")
-        if kernels is not None:
-            if not isinstance(kernels, list) or not all(isinstance(k, str) for k in kernels):
+    from kfunc.schema import FILE_NAME, read_kfunc_toml
+
+    toml = (path if path.is_dir() else path.parent) / FILE_NAME
+    if toml.exists() or toml.is_symlink():
+        test = read_kfunc_toml(toml).test
+        if test is not None and test.kernels is not None:
+            if not test.kernels:
                 raise KfuncError(
-                    f"{toml}: [test] kernels must be a list of strings", 'e.g. ["6.1", "6.12"]'
+                    f"{toml}: test.kernels: the list is empty", 'e.g. kernels = ["6.1", "6.12"]'
                 )
-            return kernels
+            return list(test.kernels)
     return list(DEFAULT_KERNELS)
 
 
@@ -91,10 +88,12 @@ def run_tests(
     junit: str | os.PathLike[str] | None = None,
     pytest_args: Sequence[str] = (),
     capture: bool = False,
+    module: str | os.PathLike[str] | None = None,
 ) -> TestMatrix:
     """Run the tests under ``path`` on each of ``kernels``; the outcomes.
 
     pytest's output goes to this process's stdout (with ``capture``, nowhere).
+    ``module`` is the project's module directory (``--module``), for its fixtures.
     """
     target = Path(path).resolve()
     if not target.exists():
@@ -106,6 +105,8 @@ def run_tests(
                 "--kfunc-report", str(report), "-p", "no:cacheprovider", "-rfEs"]  # fmt: skip
         if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             argv[3:3] = ["-p", "kfunc.pytest_plugin"]
+        if module is not None:
+            argv.append(f"--kfunc-module={Path(module).resolve()}")
         if junit is not None:
             argv.append(f"--junitxml={Path(junit).resolve()}")
         argv += list(pytest_args)

@@ -24,7 +24,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from functools import partial
 from os import PathLike
-from typing import TypeAlias, TypeVar, overload
+from typing import TypeAlias, TypeVar, cast, overload
 
 from kfunc.btf import format as fmt
 from kfunc.btf import types as t
@@ -70,7 +70,7 @@ class BTF:
         words: Words,
         strings: bytes,
         offsets: array[int],
-        kinds: bytes,
+        kinds: bytearray,
         base: BTF | None,
         types_at: int,
         lazy: bool = False,
@@ -81,8 +81,8 @@ class BTF:
         self.start_id = len(base) if base else 1
         self._words = words
         self._strings = strings
-        self._str_start = base._str_end if base else 0
-        self._str_end = self._str_start + len(strings)
+        self._str_start: int = base._str_end if base else 0
+        self._str_end: int = self._str_start + len(strings)
         self._offsets = offsets
         self._kinds = kinds
         self._types_at = types_at
@@ -169,19 +169,27 @@ class BTF:
             self._str_cache[offset] = cached
         return cached
 
-    def types(self, kind: type[T] | None = None) -> Iterator[T]:
+    @overload
+    def types(self, kind: type[T]) -> Iterator[T]: ...
+    @overload
+    def types(self, kind: None = None) -> Iterator[t.Type]: ...
+    def types(self, kind: type[T] | None = None) -> Iterator[t.Type]:
         """This BTF's own types (not the base's) in id order, optionally of one kind."""
         start = self.start_id
         if kind is None:
             for idx in range(len(self._offsets)):
-                yield self[start + idx]  # type: ignore[misc]
+                yield self[start + idx]
             return
         want = kind.KIND
         kinds = self._kinds
         idx = kinds.find(want)
         while idx >= 0:
-            yield self[start + idx]  # type: ignore[misc]
+            yield self[start + idx]
             idx = kinds.find(want, idx + 1)
+
+    def _getter(self, kind: type[T]) -> Callable[[int], T]:
+        """``btf[type_id]``, typed for ids known (from ``_kinds``) to be of ``kind``."""
+        return cast("Callable[[int], T]", self.__getitem__)
 
     def funcs(self, tag: str | None = None) -> list[t.Func]:
         """This BTF's FUNCs in id order; with ``tag``, only those carrying that decl
@@ -196,7 +204,8 @@ class BTF:
             and d.type >= self.start_id
             and self._kinds[d.type - self.start_id] == fmt.BTF_KIND_FUNC
         }
-        return [self[i] for i in sorted(ids)]  # type: ignore[misc]
+        func = self._getter(t.Func)
+        return [func(i) for i in sorted(ids)]
 
     def decl_tags_for(self, type_id: int) -> list[t.DeclTag]:
         """DECL_TAGs that point at ``type_id`` (the type itself or its components)."""
@@ -205,9 +214,10 @@ class BTF:
             for tag in self.types(t.DeclTag):
                 index.setdefault(tag.type, []).append(tag.id)
             self._tags_by_target = index
-        own = [self[i] for i in self._tags_by_target.get(type_id, ())]
+        decl_tag = self._getter(t.DeclTag)
+        own = [decl_tag(i) for i in self._tags_by_target.get(type_id, ())]
         inherited = self.base.decl_tags_for(type_id) if self.base else []
-        return inherited + own  # type: ignore[operator]
+        return inherited + own
 
     @overload
     def find(self, name: str, kind: type[T]) -> T | None: ...
@@ -218,13 +228,22 @@ class BTF:
         found = self.find_all(name, kind)
         return found[0] if found else None
 
-    def find_all(self, name: str, kind: type[t.Type] | None = None) -> list[t.Type]:
+    @overload
+    def find_all(self, name: str, kind: type[T]) -> list[T]: ...
+    @overload
+    def find_all(self, name: str, kind: None = None) -> list[t.Type]: ...
+    def find_all(self, name: str, kind: type[T] | None = None) -> list[t.Type] | list[T]:
         """Every type named ``name`` (of class ``kind``), base types first."""
-        found = self.base.find_all(name, kind) if self.base else []
-        for type_id in self._ids_named(name, None if kind is None else kind.KIND):
-            if kind is None or self._kinds[type_id - self.start_id] == kind.KIND:
-                found.append(self[type_id])
-        return found
+        if kind is None:
+            found = self.base.find_all(name) if self.base else []
+            found += map(self.__getitem__, self._ids_named(name, None))
+            return found
+        typed = self.base.find_all(name, kind) if self.base else []
+        get = self._getter(kind)
+        for type_id in self._ids_named(name, kind.KIND):
+            if self._kinds[type_id - self.start_id] == kind.KIND:
+                typed.append(get(type_id))
+        return typed
 
     def resolve(self, type_id: int) -> t.Type:
         """Follow typedefs, modifiers and type tags to the underlying type."""
@@ -543,7 +562,7 @@ def parse_btf(
     return btf
 
 
-def _record_offsets(words: Words) -> tuple[array[int], bytes] | None:
+def _record_offsets(words: Words) -> tuple[array[int], bytearray] | None:
     """Where each record starts (in words) and its kind, from the info words
     alone; None unless the records tile the section exactly (a truncated
     record, an unknown kind or a vlen running past the end all break it).

@@ -30,7 +30,7 @@ _QUALIFIERS = {
     fmt.BTF_KIND_CONST: "const",
     fmt.BTF_KIND_RESTRICT: "restrict",
 }
-_LINKS = frozenset({*_QUALIFIERS, fmt.BTF_KIND_PTR, fmt.BTF_KIND_TYPE_TAG, fmt.BTF_KIND_ARRAY})
+_Link = t.Volatile | t.Const | t.Restrict | t.Ptr | t.TypeTag | t.Array
 _NAMED = frozenset({fmt.BTF_KIND_INT, fmt.BTF_KIND_FLOAT, fmt.BTF_KIND_TYPEDEF})
 _ENUMS = frozenset({fmt.BTF_KIND_ENUM, fmt.BTF_KIND_ENUM64})
 _BASES = _NAMED | _ENUMS | {fmt.BTF_KIND_STRUCT, fmt.BTF_KIND_UNION, fmt.BTF_KIND_FWD}
@@ -87,8 +87,8 @@ class _Renderer:
             if kind in _BASES:
                 break
             typ = self.btf[cur]
-            if kind in _LINKS:
-                cur = typ.type  # type: ignore[union-attr]
+            if isinstance(typ, _Link):
+                cur = typ.type
             elif isinstance(typ, t.FuncProto):
                 cur = typ.return_type
             else:

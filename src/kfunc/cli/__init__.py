@@ -22,6 +22,7 @@ from kfunc.errors import KfuncError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 __all__ = ["main"]
 
@@ -67,7 +68,13 @@ def _help_formatter(prog: str) -> argparse.HelpFormatter:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv``, only the command it names is fully registered."""
     import argparse
-    from functools import partial
+
+    class CommandParser(argparse.ArgumentParser):
+        """A command's parser, with kfunc's help formatter."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _help_formatter)
+            super().__init__(**kwargs)
 
     parser = argparse.ArgumentParser(
         prog="kfunc",
@@ -79,7 +86,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         dest="command",
         required=True,
         metavar="COMMAND",
-        parser_class=partial(argparse.ArgumentParser, formatter_class=_help_formatter),
+        parser_class=CommandParser,
     )
     # Only the chosen command is registered in full: `kfunc --help` and a typo
     # need the one-line helps alone, not every command's imports (~150 ms).

@@ -28,11 +28,16 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="?", default=".", help="project directory (default: .)")
     p.add_argument("--kernel", "-k", default=DEFAULT_KERNEL, help="target kernel (default: 6.12)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument(
+        "--module", "-m", metavar="DIR",
+        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
+        "one directory of the project with a Kbuild or Makefile that has obj-m)",
+    )  # fmt: skip
     p.set_defaults(func=_build)
 
 
 def _build(args: argparse.Namespace) -> int:
-    project = Project.load(args.path)
+    project = Project.load(args.path, module=args.module)
     progress = ConsoleProgress(quiet=args.json)
     with progress.step(f"kernel {args.kernel}") as step:
         kernel = get_kernel(args.kernel, progress)

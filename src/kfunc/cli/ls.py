@@ -119,9 +119,10 @@ def show_table(
 ) -> None:
     """Columns NAME, OWNER, FLAGS (``-`` where the source has none), PROTOTYPE; with
     ``allowed`` (a probe), PROG_TYPES before the prototype."""
-    head = ("NAME", "OWNER", "FLAGS", "PROTOTYPE")
-    rows = [(k.name, k.owner, "|".join(k.flags or ()) or "-", _prototype(k, inv))
-            for k in inv.kfuncs]  # fmt: skip
+    head: tuple[str, ...] = ("NAME", "OWNER", "FLAGS", "PROTOTYPE")
+    rows: list[tuple[str, ...]] = [
+        (k.name, k.owner, "|".join(k.flags or ()) or "-", _prototype(k, inv)) for k in inv.kfuncs
+    ]
     if allowed is not None:
         head = ("NAME", "OWNER", "FLAGS", "PROG_TYPES", "PROTOTYPE")
         rows = [

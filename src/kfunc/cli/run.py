@@ -35,6 +35,11 @@ def register(sub: Any) -> None:
         f"(default: {DEFAULT_KERNEL})",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument(
+        "--module", "-m", metavar="DIR",
+        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
+        "one directory of the project with a Kbuild or Makefile that has obj-m)",
+    )  # fmt: skip
     p.add_argument("--timeout", type=float, default=180.0, help="bound on the guest (seconds)")
     p.add_argument(
         "--boot", action="store_true", help="boot a fresh guest even where a kept one is up"
@@ -43,7 +48,13 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    projects = [Project.load(path) for path in args.paths]
+    if args.module is not None and len(args.paths) > 1:
+        raise KfuncError(
+            f"--module {args.module}: names the module of one project, but {len(args.paths)} "
+            "are given",
+            "run the projects one at a time, or name each module in its kfunc.toml ([module] path)",
+        )
+    projects = [Project.load(path, module=args.module) for path in args.paths]
     progress = ConsoleProgress(quiet=args.json)
     try:
         report = run_projects(
@@ -129,12 +140,18 @@ def _describe(event: dict[str, Any]) -> str:
         return f"{data['path']} ({data['size']} bytes) registers {funcs}"
     if step == "bpf_load":
         progs = ", ".join(
-            f"{p['name']} ({p['section']}{', attached' if p.get('attached') else ''})"
+            f"{p['name']} ({p['section']}{', attached' if p.get('attached') else ''}"
+            f"{'' if p.get('autoload', True) else ', not loaded: autoload off'})"
             for p in data["programs"]
         )
         return f"loaded {progs}"
     if step == "test_run":
-        return f"test run {data['program']}: returned {data['retval']}"
+        alone = " (loaded alone)" if data.get("alone") else ""
+        if "rejected" in data:
+            return f"test run {data['program']}: refused by the verifier with {data['rejected']!r}"
+        if "error" in data:
+            return f"test run {data['program']}{alone}: failed with {data['error']}, as expected"
+        return f"test run {data['program']}{alone}: returned {data['retval']}"
     if step == "trigger":
         if "unlinked" in data:
             return f"triggered: unlink {data['unlinked']}"

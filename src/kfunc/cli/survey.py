@@ -106,6 +106,7 @@ def _built(args: argparse.Namespace, survey: Survey, progress: ConsoleProgress) 
     from kfunc.survey.built import compare
     from kfunc.survey.dates import series_of
 
+    series: str | None
     if args.kernel:
         from kfunc.kernels.target import get_kernel
 

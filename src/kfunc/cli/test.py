@@ -31,6 +31,11 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
     p.add_argument(
+        "--module", "-m", metavar="DIR",
+        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
+        "one directory of the project with a Kbuild or Makefile that has obj-m)",
+    )  # fmt: skip
+    p.add_argument(
         "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="passed on to pytest (after --)"
     )
     p.set_defaults(func=_test)
@@ -38,7 +43,9 @@ def register(sub: Any) -> None:
 
 def _test(args: argparse.Namespace) -> int:
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()] if args.kernels else None
-    matrix = run_tests(args.path, kernels, junit=args.junit, pytest_args=args.pytest_args)
+    matrix = run_tests(
+        args.path, kernels, junit=args.junit, pytest_args=args.pytest_args, module=args.module
+    )
     show(matrix)
     return 0 if matrix.ok else 1
 

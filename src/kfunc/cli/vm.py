@@ -54,8 +54,8 @@ def _vm(args: argparse.Namespace) -> int:
     kernel = get_kernel(args.kernel, progress)
     if args.action == "start":
         with progress.step(f"kept guest {kernel.release}: booting") as step:
-            kept = start_kept(kernel, lifetime=args.lifetime)
-            step.summary = f"kept guest {kernel.release} up (keeper pid {kept.pid})"
+            started = start_kept(kernel, lifetime=args.lifetime)
+            step.summary = f"kept guest {kernel.release} up (keeper pid {started.pid})"
         return 0
     kept = find_kept(kernel)
     if kept is None:

@@ -53,6 +53,16 @@ def _frame(module: str, body: list[str], structs: list[str], weak: bool, kptr: b
     ]
     if structs:
         out += [f"struct {s};" for s in structs] + [""]
+    types_h = f"{module}_types.h"
+    out += [
+        "/* The module's own types, from its BTF (kfunc build writes them beside vmlinux.h).",
+        " * Define KFUNC_NO_MODULE_TYPES first where a header of yours defines them. */",
+        "#if defined(__VMLINUX_H__) && !defined(KFUNC_NO_MODULE_TYPES) && \\",
+        f'    __has_include("{types_h}")',
+        f'#include "{types_h}"',
+        "#endif",
+        "",
+    ]
     if weak:
         out += [_KSYM_EXISTS]
     if kptr:

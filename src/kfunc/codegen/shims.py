@@ -83,12 +83,12 @@ def flag_shims(spec: ModuleSpec) -> str:
                 f"#define {flag.name} 0",
                 "#endif",
             ]
-    for flag, (fallback, why) in FLAG_SHIMS.items():
-        if flag in used:
-            since = _FLAGS[flag].since
+    for name, (fallback, why) in FLAG_SHIMS.items():
+        if name in used:
+            since = _FLAGS[name].since
             lines += [
-                f"#ifndef {flag}\t\t\t/* {since}; before it, {fallback}: {why} */",
-                f"#define {flag} {fallback}",
+                f"#ifndef {name}\t\t\t/* {since}; before it, {fallback}: {why} */",
+                f"#define {name} {fallback}",
                 "#endif",
             ]
     return "\n".join(lines) + ("\n" if lines else "")

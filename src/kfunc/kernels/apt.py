@@ -76,7 +76,9 @@ class Apt:
     def private(self) -> bool:
         return self.lists is not None
 
-    def _run(self, tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def _run(
+        self, tool: str, *args: str, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         if shutil.which(tool) is None:
             raise MissingToolError(tool, "apt")
         cmd = [tool, *self.options, *args]

@@ -134,11 +134,14 @@ class Kernel:
             return None
         return Rootfs(self.rootfs, cache_dir("rootfs") / self.rootfs)
 
-    def tool_command(self, argv: list[str], binds: tuple[Path, ...] = ()) -> list[str]:
+    def tool_command(
+        self, argv: list[str], binds: tuple[Path, ...] = (), cwd: Path | None = None
+    ) -> list[str]:
         """``argv`` (make, clang ...) as it runs for this kernel: on the host, or in
-        its root filesystem with kfunc's cache and ``binds`` mounted at their paths."""
+        its root filesystem with kfunc's cache and ``binds`` mounted at their paths
+        (there from ``cwd``, which the caller also runs it in on the host)."""
         root = self.build_root
-        return argv if root is None else root.command(argv, (cache_dir(), *binds))
+        return argv if root is None else root.command(argv, (cache_dir(), *binds), cwd)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -260,6 +263,7 @@ def get_kernel(name: str = DEFAULT_KERNEL, progress: Progress | None = None) -> 
     """
     progress = progress or Progress()
     name = name.removeprefix("linux-image-")
+    series: Series | None
     if name in SERIES:
         series, release = SERIES[name], None
     else:

@@ -194,6 +194,7 @@ vsnprintf = _d(libc, "vsnprintf", c_int, c_void_p, c_size_t, c_char_p, c_void_p)
 vfprintf = _d(libc, "vfprintf", c_int, c_void_p, c_char_p, c_void_p)
 open_memstream = _d(libc, "open_memstream", c_void_p, POINTER(c_void_p), POINTER(c_size_t))
 fclose = _d(libc, "fclose", c_int, c_void_p)
+fflush = _d(libc, "fflush", c_int, c_void_p)
 free = _d(libc, "free", None, c_void_p)
 
 # sizeof(__va_list_tag) on x86_64: gp_offset, fp_offset, overflow_arg_area, reg_save_area
@@ -201,7 +202,7 @@ _VA_LIST_TAG_SIZE = 24
 _FIRST_TRY = 512
 
 
-def vformat(fmt: bytes, args: int | None) -> str:
+def vformat(fmt: bytes, args: int) -> str:
     """Render a printf format and its ``va_list`` (a ``__va_list_tag *``) to text.
 
     The first ``vsnprintf`` runs on a copy of the ``va_list`` (``va_copy`` is

@@ -64,8 +64,7 @@ _Record = tuple[int, str]
 _capture = threading.local()
 
 
-@lib.libbpf_print_fn_t
-def _print(level: int, fmt: bytes, args: int) -> int:
+def _print_message(level: int, fmt: bytes, args: int) -> int:
     records: list[_Record] | None = getattr(_capture, "records", None)
     if records is None and not _logger.isEnabledFor(_LEVELS.get(level, logging.DEBUG)):
         return 0
@@ -77,6 +76,8 @@ def _print(level: int, fmt: bytes, args: int) -> int:
     return 0
 
 
+# The C callback libbpf keeps (module-level, so it lives as long as the process).
+_print = lib.libbpf_print_fn_t(_print_message)
 _print_lock = threading.Lock()
 _print_routed = False
 

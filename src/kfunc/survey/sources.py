@@ -19,7 +19,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from kfunc.errors import KfuncError
 from kfunc.progress import Progress
@@ -27,6 +27,9 @@ from kfunc.survey.dates import release_date
 from kfunc.survey.helpers import helpers_from_header
 from kfunc.survey.kfunc_sets import kfuncs_of, not_counted_of, parse_file
 from kfunc.survey.model import ReleaseCount
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = [
     "HELPERS_HEADER",
@@ -225,7 +228,8 @@ class _Limited(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        b = memoryview(buffer).cast("B")
         n = min(len(b), self._left)
         if n <= 0:
             return 0

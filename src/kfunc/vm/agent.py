@@ -150,11 +150,25 @@ def step_btf_module(state: State, module: str, kfuncs: list[str]) -> dict[str, A
     return {"path": str(path), "size": path.stat().st_size, "kfuncs": found}
 
 
-def step_bpf_load(state: State, path: str, attach: bool = True) -> dict[str, Any]:
+def step_bpf_load(
+    state: State, path: str, attach: bool = True, programs: list[str] | None = None,
+    log_level: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """Load the object at ``path`` (the programs its sections autoload, or only
+    ``programs``) and attach what can be attached from its section name."""
     from kfunc.libbpf import BpfObject
 
-    obj = BpfObject(path)
+    obj = BpfObject(path, log_level=log_level)
     state.objects[path] = obj
+    if programs is not None:
+        missing = [p for p in programs if p not in obj.programs]
+        if missing:
+            raise StepFailed(
+                f"object '{obj.name}': no program {missing[0]!r}",
+                f"name one of its programs: {', '.join(obj.programs) or 'none'}",
+            )
+        for prog in obj.programs.values():
+            prog.autoload = prog.name in programs
     try:
         obj.load()
     except KfuncError as exc:
@@ -168,17 +182,18 @@ def step_bpf_load(state: State, path: str, attach: bool = True) -> dict[str, Any
             loader=exc.message,
             explanation=explained.to_dict() if explained else None,
         ) from None
-    programs = []
+    loaded = []
     for prog in obj.programs.values():
-        info: dict[str, Any] = {"name": prog.name, "section": prog.section, "type": prog.type_name}
+        info: dict[str, Any] = {"name": prog.name, "section": prog.section, "type": prog.type_name,
+                                "autoload": prog.autoload}  # fmt: skip
         if attach and prog.autoload and prog.type_name in _ATTACHABLE:
             try:
                 state.links.append(prog.attach())
             except KfuncError as exc:
                 raise StepFailed(exc.message, exc.fix) from None
             info["attached"] = True
-        programs.append(info)
-    return {"object": path, "programs": programs}
+        loaded.append(info)
+    return {"object": path, "programs": loaded}
 
 
 def step_bpf_unload(state: State) -> dict[str, Any]:
@@ -191,26 +206,108 @@ def step_bpf_unload(state: State) -> dict[str, Any]:
 
 
 def step_test_run(
-    state: State, program: str, retval: int | None = None, data: str = "", repeat: int = 1
-) -> dict[str, Any]:
-    prog = next((o.programs[program] for o in state.objects.values() if program in o.programs),
-                None)  # fmt: skip
+    state: State, program: str, retval: int | None = None, data: str = "", repeat: int = 1,
+    ctx: str | None = None, path: str | None = None, alone: bool = False,
+    rejected: str | None = None, log: str | None = None, error: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """BPF_PROG_TEST_RUN of ``program`` with ``data`` and ``ctx`` (hex), checked against
+    ``retval``; or, with ``rejected``, its load must fail with that text in the
+    verifier log; with ``error``, the run must fail with that errno name.
+
+    ``alone``: the program is loaded by itself from the object at ``path``
+    (every other program's autoload off), run, and closed, as upstream's
+    selftests load their ``SEC("?...")`` programs; else it is the program of
+    an object loaded before (``bpf_load``).
+    """
+    if alone:
+        if path is None:
+            raise StepFailed(f"test_run {program}: alone needs the object's path")
+        return _test_run_alone(path, program, retval, data, repeat, ctx, rejected, log, error)
+    if rejected is not None:
+        raise StepFailed(
+            f"test_run {program}: rejected needs the program loaded alone",
+            "set alone = true in its [[run.test]]",
+        )
+    # the program of the object at ``path`` (two objects may have programs of one name)
+    objects = [state.objects[path]] if path in state.objects else list(state.objects.values())
+    prog = next((o.programs[program] for o in objects if program in o.programs), None)
+    if prog is not None and prog.fd < 0:
+        raise StepFailed(
+            f"test_run: program {program!r} was not loaded with its object (autoload off?)",
+            "load it alone: alone = true in its [[run.test]]",
+        )
     if prog is None:
         raise StepFailed(
             f"test_run: no program {program!r} loaded",
             "name a function of the BPF object (its SEC(...) program) in [[run.test]]",
         )
+    return _run_checked(prog, retval, data, ctx, repeat, error)
+
+
+def _run_checked(
+    prog: Any, retval: int | None, data: str, ctx: str | None, repeat: int, error: str | None
+) -> dict[str, Any]:
+    ctx_in = None if ctx is None else bytes.fromhex(ctx)
+    got: dict[str, Any] = {"program": prog.name, "expected": retval}
     try:
-        result = prog.test_run(data_in=bytes.fromhex(data), repeat=repeat)
+        result = prog.test_run(data_in=bytes.fromhex(data), ctx_in=ctx_in, repeat=repeat)
     except KfuncError as exc:
-        raise StepFailed(exc.message, exc.fix) from None
-    got = {"program": program, "retval": result.retval, "expected": retval,
-           "duration_ns": result.duration}  # fmt: skip
+        err = getattr(exc, "errno", 0)
+        name = errno.errorcode.get(err, str(err))
+        if error is not None and name == error:
+            return {**got, "error": name, "retval": -err, "expected": f"-{error}"}
+        raise StepFailed(exc.message, exc.fix, **got) from None
+    got.update(retval=result.retval, duration_ns=result.duration)
+    if error is not None:
+        raise StepFailed(
+            f"test_run {prog.name}: returned {result.retval}, expected it to fail with {error}",
+            None, **got,
+        )  # fmt: skip
     if retval is not None and result.retval != retval:
         raise StepFailed(
-            f"test_run {program}: returned {result.retval}, expected {retval}", None, **got
+            f"test_run {prog.name}: returned {result.retval}, expected {retval}", None, **got
         )
     return got
+
+
+def _test_run_alone(
+    path: str, program: str, retval: int | None, data: str, repeat: int, ctx: str | None,
+    rejected: str | None, log: str | None, error: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    from kfunc.libbpf import BpfObject
+
+    with BpfObject(path, log_level=0 if log is None and rejected is None else 1) as obj:
+        if program not in obj.programs:
+            raise StepFailed(
+                f"object '{obj.name}': no program {program!r}",
+                f"name one of its programs: {', '.join(obj.programs) or 'none'}",
+            )
+        for prog in obj.programs.values():
+            prog.autoload = prog.name == program
+        prog = obj.programs[program]
+        try:
+            obj.load()
+        except KfuncError as exc:
+            verifier_log = getattr(exc, "log", "") or prog.log
+            if rejected is None:
+                raise StepFailed(exc.message, exc.fix, log=verifier_log) from None
+            if rejected not in verifier_log:
+                raise StepFailed(
+                    f"test_run {program}: refused, but its verifier log lacks {rejected!r}",
+                    "compare the log with the text expected", log=verifier_log,
+                ) from None  # fmt: skip
+            return {"program": program, "rejected": rejected, "loader": exc.message}
+        if rejected is not None:
+            raise StepFailed(
+                f"test_run {program}: loaded, but the verifier was to refuse it ({rejected!r})",
+                None, log=prog.log,
+            )  # fmt: skip
+        if log is not None and log not in prog.log:
+            raise StepFailed(
+                f"test_run {program}: its verifier log lacks {log!r}", None, log=prog.log
+            )
+        got = _run_checked(prog, retval, data, ctx, repeat, error)
+        return {**got, "alone": True}
 
 
 def step_trace_clear(state: State) -> dict[str, Any]:
@@ -321,7 +418,8 @@ def step_bpf_describe(state: State, path: str) -> dict[str, Any]:
     obj = _object(state, path)
     attached = {link.program.name for link in state.links if link.program._obj is obj}
     programs = [{"name": p.name, "section": p.section, "type": p.type_name,
-                 "attached": p.name in attached} for p in obj.programs.values()]  # fmt: skip
+                 "attached": p.name in attached, "autoload": p.autoload, "log": p.log}
+                for p in obj.programs.values()]  # fmt: skip
     maps = [{"name": m.name, "type": m.type_name, "key_size": m.key_size,
              "value_size": m.value_size, "max_entries": m.max_entries}
             for m in obj.maps.values()]  # fmt: skip

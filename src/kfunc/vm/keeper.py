@@ -162,7 +162,7 @@ def _keep(release: str, lifetime: float) -> int:
         GuestSession(
             kernel,
             idle=lifetime,
-            on_line=lambda line: (log.write(line.text + "\n"), log.flush()),
+            on_line=lambda line: print(line.text, file=log, flush=True),
         ) as session,
     ):
         record = KeptGuest(

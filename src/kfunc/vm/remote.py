@@ -153,11 +153,24 @@ class RemoteObject:
         self.maps: dict[str, RemoteMap] = {}
         self._guest_path: str | None = None
 
-    def load(self, attach: bool = False) -> RemoteObject:
+    def load(
+        self, attach: bool = False, *, programs: list[str] | None = None, log_level: int = 0
+    ) -> RemoteObject:
         """Load maps and programs in the guest; with ``attach``, attach every program
-        that libbpf can attach from its section name (fentry, kprobe, tp ...)."""
+        that libbpf can attach from its section name (fentry, kprobe, tp ...).
+
+        The programs loaded are those the object's sections autoload (not
+        ``SEC("?tc")``), or ``programs`` only, as a selftest sets autoload.
+        ``log_level`` 1 keeps each program's verifier log (``RemoteProgram.log``)
+        of a successful load too. A refused program raises LibbpfError whose
+        ``log`` is the verifier's."""
         self._guest_path = stage(self.session, self.path)
-        call(self.session, "bpf_load", path=self._guest_path, attach=attach)
+        try:
+            call(self.session, "bpf_load", path=self._guest_path, attach=attach,
+                 programs=programs, log_level=log_level)  # fmt: skip
+        except LibbpfError:
+            call(self.session, "bpf_close", path=self._guest_path)  # a refused object goes
+            raise
         self.loaded = True
         info = call(self.session, "bpf_describe", path=self._guest_path)
         self.programs = {p["name"]: RemoteProgram(self, p) for p in info["programs"]}
@@ -202,6 +215,10 @@ class RemoteProgram:
         self.section: str = info["section"]
         self.type_name: str = info["type"]
         self.attached: bool = info["attached"]
+        #: whether it was loaded (its section's autoload, or chosen in ``load(programs=)``)
+        self.autoload: bool = info.get("autoload", True)
+        #: the verifier's log of its load (empty unless loaded with ``log_level``)
+        self.log: str = info.get("log", "")
 
     def attach(self) -> RemoteLink:
         """Attach as the section name says; detach with the link's ``destroy()``."""
