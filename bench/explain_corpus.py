@@ -14,8 +14,8 @@ kfunc feature (kfunc.verifier_corpus.KFUNC_FEATURE_WORDS), and all files.
     .venv/bin/python bench/explain_corpus.py [6.1 6.12 7.3] [--missed] [--json]
 
 With ``--guest VER``, the failure programs of the kfunc-feature files that
-#17.2 names (task/cgrp kfunc, cpumask, iters*, dynptr, verifier_kfunc*; those
-that need bpf_testmod aside) are built with the newest clang here and each is
+#17.2 names (task/cgrp kfunc, cpumask, iters*, dynptr, verifier_kfunc*,
+kfunc_call_fail with bpf_testmod inserted) are built with the newest clang here and each is
 loaded alone in one boot of kernel VER: programs, rejected as expected (the
 log holds every __msg), explained, wrongly explained (by a rule other than the
 one that explains the __msg).
@@ -139,6 +139,7 @@ def _guest(version: str) -> int:
     from pathlib import Path
 
     from kfunc.kernels.facts import vmlinux_h
+    from kfunc.selftests import build_testmod
     from kfunc.selftests_verify import (
         NEEDS_TESTMOD,
         compile_failure_files,
@@ -150,17 +151,19 @@ def _guest(version: str) -> int:
     kernel = _prepared(version)
     tree = selftests_tree(kernel.version.series)
     files = sorted({p.name for pat in GUEST_FILES for p in tree.progs.glob(pat)})
-    testmod = [f for f in files if f in NEEDS_TESTMOD]
-    files = [f for f in files if f not in NEEDS_TESTMOD]
+    files += [f for f in NEEDS_TESTMOD if (tree.progs / f).exists() and f not in files]
+    testmod = build_testmod(kernel).ko
     with tempfile.TemporaryDirectory(prefix="kfunc-explain-guest-") as tmp:
         built = compile_failure_files(tree.progs, files, vmlinux_h(kernel), Path(tmp) / "obj")
         programs = failure_programs(tree.progs, files)
         start = time.monotonic()
-        verdicts = verify_in_guest(kernel, programs, built.objects, Path(tmp), timeout=3600)
+        verdicts = verify_in_guest(
+            kernel, programs, built.objects, Path(tmp), timeout=3600, modules=(testmod,)
+        )
         took = time.monotonic() - start
     print(f"{kernel}: {summarise(verdicts)} in one boot, {took:.0f} s")
-    print(f"  files: {len(files)}; not compiled: {built.failed or 'none'}; "
-          f"left to the bpf_testmod run: {', '.join(testmod)}")  # fmt: skip
+    print(f"  files: {len(files)} (with bpf_testmod inserted); not compiled: "
+          f"{built.failed or 'none'}")  # fmt: skip
     for v in verdicts:
         if not v.as_expected or v.rule is None or v.wrong:
             print(f"  {v.program.file}:{v.program.name}: expected={v.as_expected} "

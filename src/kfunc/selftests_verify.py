@@ -20,7 +20,7 @@ from typing import Any
 
 from kfunc.errors import KfuncError
 from kfunc.verifier import RULES, explain_log
-from kfunc.verifier_corpus import Expectation, Program, read_programs, sample_line
+from kfunc.verifier_corpus import Expectation, Program, read_tree, sample_line
 
 __all__ = [
     "Built",
@@ -73,13 +73,15 @@ def compile_failure_files(progs: Path, files: list[str], vmlinux_h: Path, out: P
 
 
 def failure_programs(progs: Path, files: list[str]) -> list[Program]:
-    """The programs of ``files`` that must fail to load, privileged, with a message."""
-    out = []
-    for name in files:
-        for p in read_programs(progs / name):
-            if p.failure and any(not e.unpriv for e in p.rejection_expected):
-                out.append(p)
-    return out
+    """The programs of ``files`` that must fail to load, privileged, with a message
+    (from their annotations, or from the older tables of ``prog_tests/``, as
+    kfunc_call_fail.c's in kfunc_call.c)."""
+    wanted = set(files)
+    return [
+        p
+        for p in read_tree(progs, progs.parent / "prog_tests")
+        if p.file in wanted and p.failure and any(not e.unpriv for e in p.rejection_expected)
+    ]
 
 
 def verify_steps(
@@ -173,9 +175,11 @@ def verify_in_guest(
     objects: dict[str, Path],
     workdir: Path,
     timeout: float = 900.0,
+    modules: tuple[Path, ...] = (),
 ) -> list[Verdict]:
     """Load each program alone in one boot of ``kernel`` and judge what its verifier
-    said (programs whose object is missing are left out)."""
+    said (programs whose object is missing are left out); ``modules`` (.ko files,
+    bpf_testmod) are inserted first and removed at the end."""
     import json
     import sys
 
@@ -183,7 +187,11 @@ def verify_in_guest(
 
     rundir = workdir / "run"
     rundir.mkdir(parents=True, exist_ok=True)
-    steps = verify_steps(programs, objects, rundir)
+    names = [ko.name.removesuffix(".ko") for ko in modules]
+    steps = [{"op": "insmod", "path": str(shutil.copy2(ko, rundir)), "name": n}
+             for ko, n in zip(modules, names, strict=True)]  # fmt: skip
+    steps += verify_steps(programs, objects, rundir)
+    steps += [{"op": "rmmod", "name": n, "always": True} for n in reversed(names)]
     (rundir / "plan.json").write_text(json.dumps({"steps": steps}))
     argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
     run = Guest(kernel, timeout=timeout).run(argv, rundir)
