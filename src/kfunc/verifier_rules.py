@@ -1730,4 +1730,18 @@ rule(
     "7.3 selftests: Invalid read of 1 bytes from insn_array",
 )
 
+rule(
+    "attach_not_sleepable",
+    r"(?P<func>\w+) is not sleepable$",
+    "%s is not sleepable",
+    ("6.1", None),
+    "the program is sleepable (a .s section), but {func}, its attach target, is not a "
+    "function a sleepable program may attach to: only error-injectable functions "
+    "(ALLOW_ERROR_INJECTION, on kernels built with CONFIG_FUNCTION_ERROR_INJECTION) and "
+    "LSM hooks are",
+    'attach without ".s" (SEC("fentry/{func}")), or sleep from an LSM hook '
+    '(SEC("lsm.s/...")) or a syscall program',
+    "6.12 (Debian): __x64_sys_getpgid is not sleepable",
+)
+
 RULES: tuple[Rule, ...] = tuple(_RULES)
