@@ -110,7 +110,8 @@ class Verdict:
     ``as_expected``: refused, and its log holds every expected message;
     ``rule``: the explanation's rule (None: not explained); ``expected_rules``:
     the rules that explain the program's expected messages (what a right
-    explanation names); ``wrong``: explained by a rule none of them is.
+    explanation names); ``wrong``: refused as expected and explained by a rule
+    none of them is.
     """
 
     program: Program
@@ -123,10 +124,13 @@ class Verdict:
 
     @property
     def wrong(self) -> bool:
+        """Refused for the expected reason, and explained as another one. (A program
+        refused for another reason, which its log shows, is not judged here.)"""
         return (
-            self.rule is not None
+            self.as_expected
+            and self.rule is not None
             and bool(self.expected_rules)
-            and (self.rule not in self.expected_rules)
+            and self.rule not in self.expected_rules
         )
 
 
