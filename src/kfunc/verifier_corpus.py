@@ -96,18 +96,18 @@ class Program:
 
 # --- C text, enough of it ----------------------------------------------------------
 
-_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _ANNOTATION = re.compile(
     r"\b(?P<tag>__msg_unpriv|__msg|__regex_unpriv|__regex|__failure_unpriv|__failure"
     r"|__success_unpriv|__success|__log_level|__flag|SEC)\b"
 )
-_FUNC_NAME = re.compile(r"(?P<name>\w+)\s*\($")
 #: Wrappers whose first argument is the program's name: BPF_PROG(name, ...).
 _NAME_IN_FIRST_ARG = re.compile(r"^[A-Z_0-9]+$")
 
 
 def _strip_comments(text: str) -> str:
+    """``text`` without C comments (strings kept; a comment's newlines kept)."""
+
     def repl(m: re.Match[str]) -> str:
         s = m[0]
         if s.startswith('"'):
