@@ -44,7 +44,7 @@ _INSN = re.compile(r"^(?P<idx>\d+): \((?P<op>[0-9a-f]{2})\) (?P<text>.*?)(?:\s+;
 _SOURCE = re.compile(r"^; (?P<text>.*?)(?: @ (?P<file>[^ :]+):(?P<line>\d+))?$")
 _NOT_A_VERDICT = re.compile(
     r"^(?:; |\d+: (?:\([0-9a-f]{2}\) |R\d|frame\d)|from \d+ to \d+|mark_precise:|"
-    r"processed \d+ insns)"
+    r"processed \d+ insns|\s*\||\s*contract: )"
 )
 _PROG = re.compile(r"prog '(?P<prog>[^']+)': BPF program load failed")
 _PREFIXES = ("libbpf: ",)
@@ -239,11 +239,23 @@ def explain_log(
 ) -> Explanation | None:
     """The explanation of a verifier (or loader) log, None if no rule knows it."""
     parsed = parse_log(log, line_info)
+    for prose in (False, True):  # 7.x's diagnostic prose only where no classic line explains
+        x = _explain(parsed, line_info, program, prose)
+        if x is not None:
+            return x
+    return None
+
+
+def _explain(
+    parsed: VerifierLog, line_info: Iterable[LineInfo], program: str | None, prose: bool
+) -> Explanation | None:
     for pos in range(len(parsed.lines) - 1, -1, -1):
         line = parsed.lines[pos]
         if _NOT_A_VERDICT.match(line):
             continue  # a source line, an instruction or a state: their text is the program's
         for rule in RULES:
+            if rule.prose and not prose:
+                continue
             m = rule.pattern.search(line)
             if m is None:
                 continue
@@ -272,7 +284,7 @@ def explain_log(
 
 
 def _reason_before(
-    lines: tuple[str, ...], pos: int, rules: tuple[str, ...], reach: int = 3
+    lines: tuple[str, ...], pos: int, rules: tuple[str, ...], reach: int = 6
 ) -> bool:
     """Whether one of the ``reach`` lines before ``pos`` (states and instructions
     aside) is explained by one of ``rules``."""

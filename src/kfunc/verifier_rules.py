@@ -48,6 +48,9 @@ class Rule:
     #: invalid args", "BPF_EXIT ... would lead to reference leak"): when one of the
     #: lines just before is explained by one of these rules, that one wins.
     defers_to: tuple[str, ...] = ()
+    #: The line is 7.x's diagnostic prose (kernel/bpf/diagnostics.c), printed after
+    #: the classic verdict line: used only where no classic line is explained.
+    prose: bool = False
 
 
 #: What a template's group reads as when the line (a fragment) lacks it.
@@ -91,11 +94,12 @@ def rule(
     insn: str | None = None,
     when: Callable[[Sequence[str], dict[str, str]], bool] | None = None,
     defers_to: tuple[str, ...] = (),
+    prose: bool = False,
 ) -> None:
     sources = (source,) if isinstance(source, str) else source
     _RULES.append(
         Rule(name, re.compile(pattern), what, fix, seen, tuple(x for x in sources if x),
-             kernels, insn, when, defers_to)
+             kernels, insn, when, defers_to, prose)
     )  # fmt: skip
 
 
@@ -271,7 +275,7 @@ rule(
     insn="alloc",
 )
 rule(
-    "reference_leak_at",
+    "unreleased_reference",  # the same leak, said at the exit, tail call or packet load
     r"(?P<what>BPF_EXIT instruction in main prog|tail_call|BPF_LD_\[ABS\|IND\]) "
     r"would lead to reference leak",
     "would lead to reference leak",
@@ -394,6 +398,7 @@ rule(
     "the argument must not be NULL here, and the program may pass NULL",
     "check the pointer before the call",
     "7.3 selftests: requires a non-NULL value of type (void *)",
+    prose=True,
 )
 rule(
     "null_not_checked",
@@ -678,6 +683,7 @@ rule(
     "or already destroyed)",
     "call bpf_iter_<kind>_new() on it first and bpf_iter_<kind>_destroy() once after",
     "6.12 selftests: expected an initialized iter_num as arg #0",
+    defers_to=("dynptr_offset",),
 )
 rule(
     "iter_reinit",
@@ -927,6 +933,7 @@ rule(
     "the program accesses memory outside the object the pointer points to",
     BOUNDS_FIX,
     "7.3 selftests: memory access is {{.*}} and is outside of the object of size 64",
+    prose=True,
 )
 rule(
     "struct_write",
@@ -1690,6 +1697,7 @@ rule(
     "the argument is {got} where the callee accepts {want}",
     "pass a {want} (check a NULL-able value first)",
     "7.3 selftests: map_ptr_or_null, but this argument accepts map_ptr",
+    prose=True,
 )
 rule(
     "local_kptr_argument",
@@ -1709,6 +1717,7 @@ rule(
     "an access may fall outside the object the pointer points to",
     BOUNDS_FIX,
     "7.3 selftests: access may be outside object bounds",
+    prose=True,
 )
 rule(
     "uninit_trap",
@@ -1728,6 +1737,7 @@ rule(
     "an indirect jump uses something else",
     "read jump-table entries whole, as the compiler emits them",
     "7.3 selftests: Invalid read of 1 bytes from insn_array",
+    prose=True,
 )
 
 rule(
