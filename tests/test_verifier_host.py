@@ -123,8 +123,9 @@ def test_explanations_read_plainly(outcomes: dict[str, LoadOutcome]) -> None:
     leak = outcomes["task_leak"].explanation
     assert leak is not None
     assert leak.summary() == (
-        "prog 'task_leak': a reference acquired at insn 1 (a KF_ACQUIRE kfunc's result) is "
-        "not released on every path to exit (at insn 1 ((85) call "
+        "prog 'task_leak': a reference acquired at insn 1 (a KF_ACQUIRE kfunc's result, or an "
+        "acquiring helper's: socket lookup, ring buffer reserve, dynptr) is not released on "
+        "every path to exit (at insn 1 ((85) call "
         f"{leak.insn_text.split('call ')[1]}), task_leak.bpf.c:12: "
         "struct task_struct *task = bpf_task_from_pid(1);)"
     )
@@ -165,7 +166,7 @@ def test_explain_cli_reads_bpftools_output(objects: dict[str, Path], tmp_path: P
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
         "error: prog 'task_release_unacquired': bpf_task_release releases a reference, but "
-        "its argument was not acquired by this program"
+        "its argument was not acquired by this program (or was already released)"
     )
     assert "task_release_unacquired.bpf.c:12: bpf_task_release(task);" in out.stdout
     assert out.stdout.splitlines()[-1].startswith("fix: pass only a pointer returned by")

@@ -211,4 +211,11 @@ def test_probe_61_then_check_uses_it(kernel_61: Kernel, tmp_path: Path) -> None:
     (call,) = json.loads(out.stdout)["calls"]
     assert call["allowed"] is False and call["allowed_by"] == "probe"
     assert "6.1.192's verifier refuses it from xdp programs" in call["findings"][0]["message"]
+    # and the listing shows the probe from now on, without --probe (no boot)
+    out = _kfunc("ls", "--kernel", "6.1", "--json")
+    assert out.returncode == 0, out.stderr
+    listed = {r["name"]: r for r in json.loads(out.stdout)}
+    assert listed["bpf_kfunc_call_test1"]["prog_types"] == test1
+    out = _kfunc("ls", "--kernel", "6.1")
+    assert "PROG_TYPES" in out.stdout.splitlines()[0]
     assert not _our_qemu("kfunc-probe-")

@@ -8,7 +8,9 @@ The kernel side comes from the target's BTF and the module's sources.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +85,10 @@ class Program:
     name: str
     section: str
     prog_type: str | None  # libbpf's name for it (kprobe, tracing, xdp ...), None if unknown
+    #: The BPF helpers its own instructions call (by id), and whether it calls
+    #: subprograms (BPF_PSEUDO_CALL), which this reading does not follow.
+    helpers: frozenset[int] = frozenset()
+    calls_subprograms: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
                     if isinstance(t, bt.Func):
                         ksyms.add(t.name)
             programs: dict[tuple[int, int], Program] = {}
+            sizes: dict[tuple[int, int], int] = {}
             weak = set()
             for sym in symtab.iter_symbols():
                 if sym["st_info"]["bind"] == "STB_WEAK":
@@ -147,7 +154,9 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
                 programs[(shndx, sym["st_value"])] = Program(
                     sym.name, section, prog_type_by_section(section)
                 )
+                sizes[(shndx, sym["st_value"])] = sym["st_size"]
             calls = []
+            kfunc_at: dict[int, set[int]] = {}
             for rel in elf.iter_sections():
                 if not isinstance(rel, RelocationSection) or rel["sh_info"] == 0:
                     continue
@@ -157,15 +166,56 @@ def read_bpf_object(path: Path) -> BpfObjectInfo:
                     name = symtab.get_symbol(r["r_info_sym"]).name
                     if name not in ksyms:
                         continue
+                    kfunc_at.setdefault(target, set()).add(r["r_offset"])
                     owner = [p for off, p in owners if off <= r["r_offset"]]
                     if owner:
                         calls.append(KfuncCall(owner[-1], name, name in weak))
+            # what each program's own instructions call besides kfuncs
+            for (ndx, off), prog in list(programs.items()):
+                code = elf.get_section(ndx).data()
+                helpers, sub = _calls_in(code, off, sizes[(ndx, off)], kfunc_at.get(ndx, set()))
+                programs[(ndx, off)] = dataclasses.replace(
+                    prog, helpers=helpers, calls_subprograms=sub
+                )
+            calls = [
+                dataclasses.replace(c, program=programs[k])
+                for c in calls
+                for k in [next(k for k, p in programs.items() if p.name == c.program.name)]
+            ]
     except PARSE_ERRORS as exc:
         raise ELFError(f"{path}: malformed ELF: {exc}", "rebuild the object") from None
     except OSError as exc:
         raise os_error(str(path), exc) from None
     unique = tuple(dict.fromkeys(calls))
     return BpfObjectInfo(Path(path), tuple(programs.values()), tuple(sorted(ksyms)), unique)
+
+
+#: BPF_JMP | BPF_CALL; src_reg 0 calls a helper (imm: its id), 1 a subprogram
+#: (BPF_PSEUDO_CALL), 2 a kfunc (BPF_PSEUDO_KFUNC_CALL).
+_CALL = 0x85
+#: bpf_kptr_xchg (BPF_FUNC_kptr_xchg, 6.0): moves a reference into a map value.
+BPF_FUNC_KPTR_XCHG = 194
+
+
+def _calls_in(
+    code: bytes, start: int, size: int, kfunc_at: set[int]
+) -> tuple[frozenset[int], bool]:
+    """The helper ids a function's instructions call, and whether it calls subprograms
+    (in an object, a kfunc call is a pseudo call too: ``kfunc_at`` are their offsets,
+    from the relocations that name a ksym)."""
+    helpers = set()
+    subprograms = False
+    end = min(len(code), start + size) if size else len(code)
+    for off in range(start, end - 7, 8):
+        if code[off] != _CALL:
+            continue
+        src = code[off + 1] >> 4
+        imm = int.from_bytes(code[off + 4 : off + 8], "little", signed=True)
+        if src == 0:
+            helpers.add(imm)
+        elif src == 1 and off not in kfunc_at:
+            subprograms = True
+    return frozenset(helpers), subprograms
 
 
 def check_calls(
@@ -526,6 +576,25 @@ def _allowed(
                 ),
             )
     why = kfunc_hook_missing(ptype, view.version, view.hooks)
+    if why and kfunc.owner == VMLINUX:
+        # The common set (registered for BPF_PROG_TYPE_UNSPEC: iterators, RCU locks,
+        # bpf_obj_new ...) is looked up first for every program type, hook or not
+        # (btf_kfunc_id_set_contains, kernel/bpf/btf.c, 6.12 and 7.3).
+        if _COMMON_SET in kfunc.sets:
+            return True, "common kfunc set", None
+        if all(s.startswith(".BTF_ids+") for s in kfunc.sets):  # sets found unnamed
+            return (
+                None,
+                "kernel rules",
+                Finding(
+                    "note",
+                    f"{subject}: {ptype} programs have no kfunc hook of their own; they may "
+                    "call the kfuncs of the common set (registered for all program types), "
+                    f"and whether {kfunc.name} is one is known only to the kernel",
+                    f"run `kfunc ls --kernel {view.version.series} --probe` once to ask its "
+                    "verifier",
+                ),
+            )
     if why and not (kfunc.owner == VMLINUX and view.probed is None and ptype in _NO_HOOK_OK):
         return False, "kernel rules", Finding("error", f"{subject}, but {why}", _FIX.get(ptype))
     if kfunc.owner == VMLINUX:
@@ -609,6 +678,8 @@ def check_module_calls(
 # Program types without a hook of their own may still call kfuncs of the common
 # set (BPF_PROG_TYPE_UNSPEC registrations: bpf_cast_to_kern_ctx ...).
 _NO_HOOK_OK: frozenset[str] = frozenset()
+#: vmlinux's kfunc set registered for every program type (kernel/bpf/helpers.c).
+_COMMON_SET = "common_btf_ids"
 
 
 def _some(types: Iterable[str]) -> str:
@@ -632,7 +703,47 @@ def check_object(
     reports = []
     for call in info.calls:
         reports.append(_check_call(call, view, obj_btf, protos))
-    return reports
+    return _unreleased(info, view, reports)
+
+
+#: kfuncs that take ownership of an object without being KF_RELEASE (the graph
+#: insertions of bpf_experimental.h, 6.2+): an acquired node may end there.
+_TAKES_OWNERSHIP = re.compile(r"^bpf_(?:list_push_(?:front|back)|rbtree_add|list_add)(?:_impl)?$")
+
+
+def _unreleased(
+    info: BpfObjectInfo, view: KernelView, reports: list[CallReport]
+) -> list[CallReport]:
+    """Add to each KF_ACQUIRE call of a program whose own instructions release
+    nothing (no KF_RELEASE kfunc, no ownership-taking kfunc, no bpf_kptr_xchg) and
+    call no subprogram (which might) an error: the reference leaks on every path."""
+    by_program: dict[str, list[CallReport]] = {}
+    for r in reports:
+        by_program.setdefault(r.call.program.name, []).append(r)
+    out = []
+    for r in reports:
+        k = view.kfuncs.get(r.call.kfunc)
+        prog = r.call.program
+        if k is None or "KF_ACQUIRE" not in (k.flags or ()) or prog.calls_subprograms:
+            out.append(r)
+            continue
+        if BPF_FUNC_KPTR_XCHG in prog.helpers or any(
+            "KF_RELEASE" in ((view.kfuncs[o.call.kfunc].flags or ()) if o.call.kfunc in view.kfuncs
+                             else ()) or _TAKES_OWNERSHIP.match(o.call.kfunc)
+            for o in by_program[prog.name]
+        ):  # fmt: skip
+            out.append(r)
+            continue
+        leak = Finding(
+            "error",
+            f"prog '{prog.name}' ({prog.section}) acquires a reference with {r.call.kfunc} "
+            "(KF_ACQUIRE) and releases none: no KF_RELEASE kfunc, bpf_kptr_xchg or "
+            "ownership-taking kfunc in its code; the verifier will say 'Unreleased reference'",
+            "release it on every path with the matching KF_RELEASE kfunc, or store it in a "
+            "map with bpf_kptr_xchg()",
+        )
+        out.append(dataclasses.replace(r, findings=(*r.findings, leak)))
+    return out
 
 
 def _check_call(

@@ -66,19 +66,33 @@ def explain_with_object(
     return first
 
 
-def explain_failure(exc: LibbpfError, obj: str | os.PathLike[str] | None) -> Explanation | None:
+def explain_failure(
+    exc: LibbpfError, obj: str | os.PathLike[str] | None, program: str | None = None
+) -> Explanation | None:
     """The explanation of a failed :meth:`BpfObject.load`: its log and its message."""
-    return explain_with_object(f"{exc.log}\n{exc.message}", obj)
+    return explain_with_object(f"{exc.log}\n{exc.message}", obj, program)
 
 
-def try_load(path: str | os.PathLike[str]) -> LoadOutcome:
-    """Load ``path`` with libbpf, close it again, and say how it went."""
+def try_load(
+    path: str | os.PathLike[str], program: str | None = None, log_level: int = 0
+) -> LoadOutcome:
+    """Load ``path`` with libbpf, close it again, and say how it went. With
+    ``program``, only that program of the object is loaded (others' autoload off,
+    as the kernel's selftests load their failure programs one at a time)."""
     from kfunc.libbpf import BpfObject
 
     try:
-        with BpfObject(path) as obj:
+        with BpfObject(path, log_level=log_level) as obj:
+            if program is not None:
+                if program not in obj.programs:
+                    raise LibbpfError(
+                        f"object '{obj.name}': no program '{program}'",
+                        fix=f"name one of: {', '.join(sorted(obj.programs))}",
+                    )
+                for name, prog in obj.programs.items():
+                    prog.autoload = name == program
             obj.load()
     except LibbpfError as exc:
         return LoadOutcome(str(path), False, exc.message, exc.errno, exc.log,
-                           explain_failure(exc, path))  # fmt: skip
+                           explain_failure(exc, path, program))  # fmt: skip
     return LoadOutcome(str(path), True)

@@ -53,6 +53,11 @@ PROG_TYPE_HOOK: dict[str, tuple[str, KernelVersion | None]] = {
     # These share the tracing hook, from 6.12 on: the enum does not show it.
     "tracepoint": ("TRACING", KernelVersion(6, 12)),
     "perf_event": ("TRACING", KernelVersion(6, 12)),
+    # 7.3's bpf_prog_type_to_kfunc_hook() maps raw tracepoints to the tracing hook
+    # and sock_ops to the cgroup one; 6.12's maps neither (the releases between were
+    # not read: 7.3 is the first kfunc knows of).
+    "raw_tracepoint": ("TRACING", KernelVersion(7, 3)),
+    "sock_ops": ("CGROUP", KernelVersion(7, 3)),
 }
 
 
@@ -68,7 +73,7 @@ def kfunc_hook_missing(
     if entry is None:
         return f"{prog_type} programs may not call kfuncs on any kernel"
     hook, since = entry
-    if prog_type in ("tracepoint", "perf_event") or hooks is None:
+    if prog_type in ("tracepoint", "perf_event", "raw_tracepoint", "sock_ops") or hooks is None:
         allowed = since is None or version >= since
     else:
         allowed = hook in hooks

@@ -11,7 +11,9 @@ Kernels say which functions are kfuncs in two ways, and kfunc reads both:
   symbols (and Debian's System.map is a placeholder), so its sets are found by
   :func:`scan_set8`, a validated scan of the section.
 
-Where the BTF has tags they are used; otherwise the sets. Listings of whole
+Where the BTF has tags they say which functions are kfuncs, and the sets of the
+same ELF file give their flags; otherwise the sets alone. Raw BTF (the running
+kernel's ``/sys/kernel/btf/vmlinux``) has tags but no ``.BTF_ids``: no flags. Listings of whole
 kernels are cached as JSON: a target's in its cache directory, a file's keyed
 by its path, size, mtime and first bytes.
 
@@ -46,11 +48,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOST",
+    "SOURCE_BOTH",
     "SOURCE_BTF_IDS",
     "SOURCE_DECL_TAG",
     "VMLINUX",
     "Inventory",
     "Kfunc",
+    "PublicForm",
     "default_base",
     "elf_kfuncs",
     "file_inventory",
@@ -61,9 +65,11 @@ __all__ = [
     "kernel_inventory",
     "kfunc_sets",
     "ksym_header",
+    "merge_flags",
     "module_base",
     "module_name",
     "modules_dir",
+    "public_form",
     "scan_set8",
     "set_kfuncs",
     "tagged_kfuncs",
@@ -74,10 +80,11 @@ VMLINUX = "vmlinux"
 HOST = "host"
 SOURCE_DECL_TAG = "decl_tag"
 SOURCE_BTF_IDS = "btf_ids"
+SOURCE_BOTH = "decl_tag+btf_ids"
 KFUNC_TAG = "bpf_kfunc"
 
 #: Bumped whenever what an inventory holds changes, to invalidate caches.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: decl tags merged with the .BTF_ids sets' flags
 _ELF_MAGIC = b"\x7fELF"
 
 
@@ -209,6 +216,40 @@ def ksym_header(kfuncs: Iterable[Kfunc], weak: bool = False, guard: str = "__KFU
     return "\n".join(lines)
 
 
+# --- how users call a kfunc ---------------------------------------------------------
+
+#: The implicit arguments of an ``_impl`` kfunc, which the verifier fills in:
+#: ``void *meta__ign`` (the type's record) and ``u64 off`` (the node's offset).
+#: Before 7.0 bpf_experimental.h's macros pass them (``bpf_obj_new(type)`` is
+#: ``bpf_obj_new_impl(bpf_core_type_id_local(type), NULL)``); from 7.0 the
+#: kernel exports the public kfunc itself, flagged KF_IMPLICIT_ARGS, and keeps
+#: the ``_impl`` one for older programs (7.3's kernel/bpf/verifier.c,
+#: find_kfunc_impl_proto).
+_IMPLICIT = re.compile(r",\s*void \*\w+__ign(?:,\s*u64 off)?\)$")
+
+
+class PublicForm(NamedTuple):
+    """How a program calls an ``_impl`` kfunc: ``name``, its user-facing
+    ``prototype`` (implicit arguments hidden), and ``how`` (``kfunc``: the kernel
+    exports it with KF_IMPLICIT_ARGS; ``macro``: bpf_experimental.h's)."""
+
+    name: str
+    prototype: str
+    how: str
+
+
+def public_form(k: Kfunc, inventory: Iterable[Kfunc]) -> PublicForm | None:
+    """The public form of ``k`` if it is an ``_impl`` kfunc, else None."""
+    if not k.name.endswith("_impl"):
+        return None
+    name = k.name.removesuffix("_impl")
+    for other in inventory:
+        if other.name == name and "KF_IMPLICIT_ARGS" in (other.flags or ()):
+            return PublicForm(name, other.prototype, "kfunc")
+    proto = _IMPLICIT.sub(")", k.prototype).replace(f"{k.name}(", f"{name}(", 1)
+    return PublicForm(name, proto, "macro")
+
+
 # --- kfuncs from BTF decl tags -------------------------------------------------
 
 
@@ -336,9 +377,24 @@ def _elf_sets(elf: ElfObject, btf: BTF) -> list[BTFIdSet]:
 
 
 def elf_kfuncs(elf: ElfObject, btf: BTF, owner: str) -> list[Kfunc]:
-    """The kfuncs an ELF file defines: by decl tags where its BTF has them,
-    else by its ``.BTF_ids`` kfunc sets (see :func:`kfunc_sets`)."""
-    return tagged_kfuncs(btf, owner) or set_kfuncs(btf, kfunc_sets(_elf_sets(elf, btf)), owner)
+    """The kfuncs an ELF file defines: by decl tags where its BTF has them, with the
+    KF_* flags of the ``.BTF_ids`` kfunc sets that hold them (see :func:`kfunc_sets`
+    and :func:`merge_flags`); by the sets alone where the BTF has no tags."""
+    from_sets = set_kfuncs(btf, kfunc_sets(_elf_sets(elf, btf)), owner)
+    tagged = tagged_kfuncs(btf, owner)
+    return merge_flags(tagged, from_sets) if tagged else from_sets
+
+
+def merge_flags(tagged: list[Kfunc], from_sets: list[Kfunc]) -> list[Kfunc]:
+    """Tagged kfuncs with the flags and sets of the set entries of the same name
+    (source ``decl_tag+btf_ids``); a tagged kfunc in no set keeps ``None`` flags
+    (unknown), a set's kfunc without a tag is kept as the set has it."""
+    by_name = {k.name: k for k in from_sets}
+    out = []
+    for k in tagged:
+        s = by_name.pop(k.name, None)
+        out.append(k if s is None else k._replace(flags=s.flags, sets=s.sets, source=SOURCE_BOTH))
+    return out + list(by_name.values())
 
 
 def module_name(path: Path) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "kfunc_call_cases",
     "selftests_tree",
     "testmod_source",
+    "verifier_source_tree",
 ]
 
 #: The parts of a kernel tree that the BPF selftests build from.
@@ -89,26 +90,44 @@ class SelftestsTree:
 
 def selftests_tree(series: str, progress: Progress | None = None) -> SelftestsTree:
     """The BPF selftests of Debian's ``linux-source-<series>``, extracted once."""
+    return SelftestsTree(series, _subset(series, "selftests", _WANTED, progress))
+
+
+#: The files whose text the verifier prints: its own, the BTF checks, and the
+#: program types' context and helper checks.
+_VERIFIER = ("kernel/bpf/", "net/core/filter.c", "kernel/trace/bpf_trace.c")
+
+
+def verifier_source_tree(series: str, progress: Progress | None = None) -> Path:
+    """``kernel/bpf/`` (and the other files in :data:`_VERIFIER`) of Debian's
+    ``linux-source-<series>``, extracted once: the top of that partial tree."""
+    return _subset(series, "verifier", _VERIFIER, progress)
+
+
+def _subset(series: str, kind: str, wanted: tuple[str, ...], progress: Progress | None) -> Path:
     from kfunc.survey.debian import fetch_source_package
 
     progress = progress or Progress()
-    dest = cache_dir("sources", "selftests") / series
+    dest = cache_dir("sources", kind) / series
     if (dest / _MARKER).exists():
-        return SelftestsTree(series, dest)
+        return dest
     with (dest.parent / f".{series}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one extraction at a time, others wait for it
         if not (dest / _MARKER).exists():
-            _extract_once(series, dest, fetch_source_package(series, progress), progress)
-    return SelftestsTree(series, dest)
+            deb = fetch_source_package(series, progress)
+            _extract_once(series, dest, deb, wanted, progress)
+    return dest
 
 
-def _extract_once(series: str, dest: Path, deb: Path, progress: Progress) -> None:
+def _extract_once(
+    series: str, dest: Path, deb: Path, wanted: tuple[str, ...], progress: Progress
+) -> None:
     tmp = dest.with_name(f".{series}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(dest, ignore_errors=True)
     try:
-        progress.update(f"extracting the BPF selftests from {deb.name}")
-        _extract(deb, tmp)
+        progress.update(f"extracting {', '.join(wanted)} from {deb.name}")
+        _extract(deb, tmp, wanted)
         (tmp / _MARKER).write_text(deb.name + "\n")
         tmp.rename(dest)
     except BaseException:
@@ -116,7 +135,7 @@ def _extract_once(series: str, dest: Path, deb: Path, progress: Progress) -> Non
         raise
 
 
-def _extract(deb: Path, dest: Path) -> None:
+def _extract(deb: Path, dest: Path, wanted: tuple[str, ...]) -> None:
     """Stream ``deb``'s inner source tarball, writing only the wanted members."""
     if shutil.which("dpkg-deb") is None:
         from kfunc.errors import MissingToolError
@@ -139,7 +158,7 @@ def _extract(deb: Path, dest: Path) -> None:
                 with tarfile.open(fileobj=inner_f, mode="r|*") as inner:
                     for member in inner:
                         rest = member.name.partition("/")[2]
-                        if not rest.startswith(_WANTED):
+                        if not rest.startswith(wanted):
                             continue
                         member.name = rest
                         inner.extract(member, dest, filter="data")
@@ -156,7 +175,7 @@ def _extract(deb: Path, dest: Path) -> None:
         proc.wait()
     if not found:
         raise KfuncError(
-            f"{deb.name}: no tools/testing/selftests/bpf in its source tarball",
+            f"{deb.name}: no {wanted[0].rstrip('/')} in its source tarball",
             "pass a Debian linux-source-X.Y package of 5.10 or newer",
         )
 

@@ -20,11 +20,12 @@ prefixes and ``-- BEGIN PROG LOAD LOG --`` marks), cilium/ebpf's and aya's
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kfunc.errors import KfuncError
+from kfunc.verifier_rules import DEFAULTS, RULES, Rule
 
 __all__ = [
     "RULES",
@@ -35,209 +36,16 @@ __all__ = [
     "VerifierError",
     "explain_log",
     "parse_log",
+    "rejection_line",
 ]
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One kind of rejection: ``pattern`` matches the verifier's (or loader's) line;
-    ``what`` and ``fix`` are ``str.format`` templates over its named groups.
-    ``seen`` holds real lines it was written from, each with the kernel (or
-    loader) that printed it."""
-
-    name: str
-    pattern: re.Pattern[str]
-    what: str
-    fix: str
-    seen: tuple[str, ...]
-    #: The group naming the instruction the problem is about (else the last one
-    #: the log shows before the line).
-    insn_group: str | None = None
-    #: A further condition on the log before the line and the match's groups.
-    when: Callable[[Sequence[str], dict[str, str]], bool] | None = None
-
-
-def _rule(
-    name: str,
-    pattern: str,
-    what: str,
-    fix: str,
-    *seen: str,
-    insn: str | None = None,
-    when: Callable[[Sequence[str], dict[str, str]], bool] | None = None,
-) -> Rule:
-    return Rule(name, re.compile(pattern), what, fix, seen, insn, when)
-
-
-def _maybe_null(before: Sequence[str], groups: dict[str, str]) -> bool:
-    """Whether the log last showed register ``reg`` as possibly NULL."""
-    state = re.compile(rf"\bR{groups['reg']}(?:_w)?=(\S+)")
-    for line in reversed(before):
-        m = state.search(line)
-        if m:
-            return "or_null" in m[1]
-    return False
-
-
-# The first rule that matches a line of the log wins; rules are tried on the
-# log's lines from the end, so the verifier's last word decides.
-RULES: tuple[Rule, ...] = (
-    _rule(
-        "kfunc_not_allowed",
-        r"calling kernel function (?P<kfunc>\w+) is not allowed",
-        "kfunc {kfunc} is not registered for this program's type on this kernel",
-        "call it from a program type its kfunc set is registered for (`kfunc check OBJ "
-        "--kernel VER` and `kfunc ls --probe` say which), or register the set for this "
-        "type with register_btf_kfunc_id_set()",
-        "6.18: calling kernel function bpf_task_from_pid is not allowed",
-        "6.12: calling kernel function sleepable_nap is not allowed",
-    ),
-    _rule(
-        "kfunc_not_found",
-        r"extern \(func ksym\) '(?P<kfunc>\w+)': not found in kernel or module BTFs",
-        "kfunc {kfunc} is not in the kernel's BTF nor in any loaded module's",
-        "check the name against `kfunc ls`; if a module defines it, load the module first; "
-        "or declare it __weak and test bpf_ksym_exists({kfunc}) before calling it",
-        "libbpf 1.1 (6.18): extern (func ksym) 'bpf_no_such_kfunc': not found in kernel "
-        "or module BTFs",
-    ),
-    _rule(
-        "kfunc_not_found",
-        r'kfunc "?(?P<kfunc>\w+)"?: not supported',
-        "kfunc {kfunc} is not in the kernel's BTF nor in any loaded module's",
-        "check the name against `kfunc ls`; if a module defines it, load the module first",
-        'cilium/ebpf: kfunc "bpf_no_such_kfunc": not supported',
-    ),
-    _rule(
-        "kfunc_btf_id_invalid",
-        r"kernel btf_id (?P<id>\d+) is not a function",
-        "the call names BTF id {id}, which is not a function of the kernel's BTF",
-        "the loader resolved the kfunc against another kernel's BTF: resolve kfunc "
-        "names against the running kernel's /sys/kernel/btf (libbpf does)",
-        "kernel/bpf/verifier.c: kernel btf_id %u is not a function",
-    ),
-    _rule(
-        "kfunc_proto_mismatch",
-        r"extern \(func ksym\) '(?P<kfunc>\w+)': func_proto \[\d+\] incompatible with "
-        r"(?P<owner>\S+) \[\d+\]",
-        "the program's declaration of {kfunc} does not match its prototype in {owner} BTF",
-        "declare it as the kernel does: `kfunc header --kfunc {kfunc}` writes the extern "
-        "(a struct must be a full definition, not a forward declaration)",
-        "libbpf 1.1 (6.18): extern (func ksym) 'bpf_task_release': func_proto [313] "
-        "incompatible with kernel [48528]",
-    ),
-    _rule(
-        "unreleased_reference",
-        r"Unreleased reference id=(?P<ref>\d+) alloc_insn=(?P<alloc>\d+)",
-        "a reference acquired at insn {alloc} (a KF_ACQUIRE kfunc's result) is not "
-        "released on every path to exit",
-        "release it on each path, including early returns, with the matching KF_RELEASE "
-        "kfunc (bpf_task_from_pid -> bpf_task_release), or store it in a map as a kptr",
-        "6.18: Unreleased reference id=2 alloc_insn=1",
-        "6.12: Unreleased reference id=3 alloc_insn=3",
-        insn="alloc",
-    ),
-    _rule(
-        "release_unacquired",
-        r"release kernel function (?P<kfunc>\w+) expects refcounted PTR_TO_BTF_ID",
-        "{kfunc} releases a reference, but its argument was not acquired by this program",
-        "pass only a pointer returned by a KF_ACQUIRE kfunc (bpf_task_acquire(), "
-        "bpf_task_from_pid() ...) and not yet released; drop the release of borrowed pointers",
-        "6.18: release kernel function bpf_task_release expects refcounted PTR_TO_BTF_ID",
-    ),
-    _rule(
-        "release_unacquired",
-        r"R(?P<reg>\d) must be referenced when passed to release function",
-        "R{reg} is passed to a KF_RELEASE kfunc but holds no acquired reference",
-        "pass only a pointer returned by a KF_ACQUIRE kfunc and not yet released",
-        "6.12: R1 must be referenced when passed to release function",
-    ),
-    _rule(
-        "null_not_checked",
-        r"R(?P<reg>\d+) invalid mem access '(?:ptr_or_null_|[a-z_]*or_null)\w*'",
-        "R{reg} may be NULL here: it holds a result that can be NULL (a KF_RET_NULL kfunc's) "
-        "and is dereferenced without a check",
-        "test it first: `if (!p) return 0;` right after the call",
-        "6.18: R0 invalid mem access 'ptr_or_null_'",
-    ),
-    _rule(
-        "null_not_checked",
-        r"Possibly NULL pointer passed to trusted arg(?P<arg>\d+)",
-        "argument {arg} may be NULL (a KF_RET_NULL kfunc's result, not yet checked) where "
-        "the kfunc needs a valid pointer",
-        "test it first: `if (!p) return 0;` right after the call that returned it",
-        "6.12: Possibly NULL pointer passed to trusted arg0",
-    ),
-    _rule(
-        "null_not_checked",
-        r"R(?P<reg>\d+) type=(?P<got>\S+) expected=(?P<want>\S+)",
-        "R{reg} may be NULL here: it holds a result that can be NULL (a KF_RET_NULL kfunc's) "
-        "and is passed on without a check",
-        "test it first: `if (!p) return 0;` right after the call that returned it",
-        "6.1: R1 type=ptr_ expected=fp (R1 shown before as ptr_or_null_refobj)",
-        when=_maybe_null,
-    ),
-    _rule(
-        "wrong_argument_type",
-        r"R(?P<reg>\d+) type=(?P<got>\S+) expected=(?P<want>\S+)",
-        "R{reg} holds {got} where {want} is expected",
-        "pass the kind of value the kfunc's prototype asks for (`kfunc ls` shows it)",
-        "kernel/bpf/verifier.c: R%d type=%s expected=%s",
-    ),
-    _rule(
-        "sleepable_kfunc",
-        r"program must be sleepable to call sleepable kfunc (?P<kfunc>\w+)",
-        "{kfunc} may sleep (KF_SLEEPABLE), and this program may not",
-        'call it from a sleepable program: SEC("fentry.s/...") , "lsm.s/...", '
-        '"uprobe.s/..." or "syscall"',
-        "6.18: program must be sleepable to call sleepable kfunc bpf_copy_from_user_str",
-    ),
-    _rule(
-        "destructive_kfunc",
-        r"destructive kfunc calls require CAP_SYS_BOOT capabilit(?:y|ies)",
-        "the program calls a KF_DESTRUCTIVE kfunc, which needs CAP_SYS_BOOT to load",
-        "load it with CAP_SYS_BOOT (as root, without dropping it: `capsh --print` shows it)",
-        "6.12: destructive kfunc calls require CAP_SYS_BOOT capability",
-        "6.1: destructive kfunc calls require CAP_SYS_BOOT capabilities",
-    ),
-    _rule(
-        "wrong_argument_type",
-        r"kernel function (?P<kfunc>\w+) args#(?P<arg>\d+) expected pointer to "
-        r"(?P<want>\w+ \w+) but R(?P<reg>\d+) has a pointer to (?P<got>\w+ \w+)",
-        "argument {arg} of {kfunc} must point to {want}, but R{reg} points to {got}",
-        "pass a pointer to {want} (not a cast of another type): the verifier checks the "
-        "BTF type of each pointer argument",
-        "6.18: kernel function bpf_cgroup_acquire args#0 expected pointer to STRUCT cgroup "
-        "but R1 has a pointer to STRUCT task_struct",
-    ),
-    _rule(
-        "wrong_argument_type",
-        r"arg#(?P<arg>\d+) expected pointer to (?P<want>.+?)(?:, but got| but) (?P<got>.+)",
-        "argument {arg} must be a pointer to {want}, but the program passes {got}",
-        "pass the kind of pointer the kfunc's prototype asks for (`kfunc ls` shows it)",
-        "kernel/bpf/verifier.c: arg#0 expected pointer to ctx, but got PTR",
-    ),
-    _rule(
-        "untrusted_argument",
-        r"R(?P<reg>\d+) must be (?:referenced or trusted|a rcu pointer|referenced)$",
-        "R{reg} is passed to a kfunc that needs a trusted pointer (KF_TRUSTED_ARGS/KF_RCU), "
-        "but it was loaded from memory or is otherwise untrusted",
-        "pass a pointer the verifier trusts: a KF_ACQUIRE result, a tracing program's "
-        "argument, or bpf_get_current_task_btf()",
-        "6.12: R1 must be referenced or trusted",
-        "6.1: R1 must be referenced (bpf_get_current_task_btf() passed to a KF_TRUSTED_ARGS kfunc)",
-    ),
-    _rule(
-        "non_gpl",
-        r"cannot call kernel function from non-GPL compatible program",
-        "kfuncs may be called only from GPL-compatible programs",
-        'declare a GPL-compatible license: char LICENSE[] SEC("license") = "GPL";',
-        "kernel/bpf/verifier.c: cannot call kernel function from non-GPL compatible program",
-    ),
-)
-
 _INSN = re.compile(r"^(?P<idx>\d+): \((?P<op>[0-9a-f]{2})\) (?P<text>.*?)(?:\s+; .*)?$")
 _SOURCE = re.compile(r"^; (?P<text>.*?)(?: @ (?P<file>[^ :]+):(?P<line>\d+))?$")
+_NOT_A_VERDICT = re.compile(
+    r"^(?:; |\d+: (?:\([0-9a-f]{2}\) |R\d|frame\d)|from \d+ to \d+|mark_precise:|"
+    r"processed \d+ insns|\s*\||\s*contract: )"
+)
 _PROG = re.compile(r"prog '(?P<prog>[^']+)': BPF program load failed")
 _PREFIXES = ("libbpf: ",)
 
@@ -338,14 +146,25 @@ class VerifierError(KfuncError):
 
     def __init__(self, explanation: Explanation | None, log: str, fallback: str) -> None:
         if explanation is None:
-            last = [ln for ln in _clean(log.splitlines()) if ln.strip()]
-            omitted = f" ({len(last) - 1} line(s) omitted)" if len(last) > 1 else ""
-            message = f"{fallback}: {last[-1]}{omitted}" if last else fallback
+            lines = [ln for ln in _clean(log.splitlines()) if ln.strip()]
+            last = rejection_line(log)
+            omitted = f" ({len(lines) - 1} line(s) omitted)" if len(lines) > 1 else ""
+            message = f"{fallback}: {last}{omitted}" if last else fallback
             super().__init__(message, "read the whole verifier log (--verbose)")
         else:
             super().__init__(explanation.summary(), explanation.fix)
         self.explanation = explanation
         self.log = log
+
+
+#: Lines a verifier log ends with after its verdict: the statistics
+#: (``processed 2 insns (limit 1000000) ...``, ``verification time 35 usec``,
+#: ``stack depth 8``, 6.x) and the loaders' frames around the log.
+_AFTER_VERDICT = re.compile(
+    r"^(?:processed \d+ insns|verification time \d+|stack depth [\d+]|"
+    r"-- (?:BEGIN|END) PROG LOAD LOG --|prog '[^']*': (?:-- (?:BEGIN|END)|failed to load)|"
+    r"failed to load (?:object|BPF skeleton)|Error: failed to load)"
+)
 
 
 def _clean(lines: Iterable[str]) -> list[str]:
@@ -358,19 +177,15 @@ def _clean(lines: Iterable[str]) -> list[str]:
     return out
 
 
-#: Lines a verifier log ends with after the rejection: statistics, libbpf's frame.
-_TRAILER = re.compile(
-    r"^(processed \d+ insns|verification time|stack depth|-- (BEGIN|END) PROG LOAD LOG --|$)"
-)
-
-
 def rejection_line(log: str) -> str | None:
     """The line of ``log`` that says why the program was rejected, as far as a
-    log without a matching rule tells: its last line that is not statistics,
-    an instruction, a source line or a register state; None for an empty log."""
+    log without a matching rule tells: its last line that is not statistics or
+    a loader's frame (``processed N insns ...`` follows the rejection in every
+    kernel's log), an instruction, a source line or a register state; None for
+    an empty log."""
     lines = [ln.strip() for ln in _clean(log.splitlines())]
     for line in reversed(lines):
-        if _TRAILER.match(line) or _INSN.match(line) or _SOURCE.match(line):
+        if not line or _AFTER_VERDICT.search(line) or _INSN.match(line) or _SOURCE.match(line):
             continue
         if re.match(r"^\d+: (R\d|frame)", line):  # a register state
             continue
@@ -430,15 +245,31 @@ def explain_log(
 ) -> Explanation | None:
     """The explanation of a verifier (or loader) log, None if no rule knows it."""
     parsed = parse_log(log, line_info)
+    for prose in (False, True):  # 7.x's diagnostic prose only where no classic line explains
+        x = _explain(parsed, line_info, program, prose)
+        if x is not None:
+            return x
+    return None
+
+
+def _explain(
+    parsed: VerifierLog, line_info: Iterable[LineInfo], program: str | None, prose: bool
+) -> Explanation | None:
     for pos in range(len(parsed.lines) - 1, -1, -1):
         line = parsed.lines[pos]
+        if _NOT_A_VERDICT.match(line):
+            continue  # a source line, an instruction or a state: their text is the program's
         for rule in RULES:
+            if rule.prose and not prose:
+                continue
             m = rule.pattern.search(line)
             if m is None:
                 continue
             groups = {k: v for k, v in m.groupdict().items() if v is not None}
             if rule.when is not None and not rule.when(parsed.lines[:pos], groups):
                 continue
+            if rule.defers_to and _reason_before(parsed.lines, pos, rule.defers_to):
+                break  # the reason, a line or two up, explains it better
             insn = _insn_for(parsed, pos, groups.get(rule.insn_group or ""))
             ins = parsed.instructions.get(insn) if insn is not None else None
             source = ins.source if ins else None
@@ -446,8 +277,8 @@ def explain_log(
                 source = _from_line_info(sorted(line_info, key=lambda li: li.insn), insn, None)
             return Explanation(
                 rule=rule.name,
-                message=rule.what.format(**groups),
-                fix=rule.fix.format(**groups),
+                message=rule.what.format_map(_Fill(groups)),
+                fix=rule.fix.format_map(_Fill(groups)),
                 line=line.strip(),
                 program=program or parsed.program,
                 insn=insn,
@@ -456,6 +287,35 @@ def explain_log(
                 fields=groups,
             )
     return None
+
+
+def _reason_before(
+    lines: tuple[str, ...], pos: int, rules: tuple[str, ...], reach: int = 6
+) -> bool:
+    """Whether one of the ``reach`` lines before ``pos`` (states and instructions
+    aside) is explained by one of ``rules``."""
+    seen = 0
+    for line in reversed(lines[:pos]):
+        if _NOT_A_VERDICT.match(line) or not line.strip():
+            continue
+        if any(r.name in rules and r.when is None and r.pattern.search(line) for r in RULES):
+            return True
+        seen += 1
+        if seen >= reach:
+            break
+    return False
+
+
+class _Fill(dict[str, str]):
+    """A rule's groups; a group the line lacks (a fragment) reads as a generic word."""
+
+    def __missing__(self, key: str) -> str:
+        if key == "at_alloc":
+            return f"at insn {self['alloc']} " if self.get("alloc") else ""
+        for k, v in self.items():
+            if k.startswith(key) and v:
+                return v  # kfunc2 stands in for kfunc
+        return DEFAULTS.get(key, "?")
 
 
 def _insn_for(parsed: VerifierLog, pos: int, named: str | None) -> int | None:

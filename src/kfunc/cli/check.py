@@ -19,6 +19,12 @@ from kfunc.kernels.target import DEFAULT_KERNEL
 
 __all__ = ["register"]
 
+#: What only the verifier decides, said after every check: a clean check is not "ok".
+UNDECIDED = (
+    "decided only by the verifier: NULL checks, references released on every path (checked "
+    "here only where a program releases nothing), pointer trust (KF_TRUSTED_ARGS/KF_RCU), "
+    "memory bounds, locks and RCU regions; load it (`kfunc run`) and `kfunc explain` the log"
+)
 _MARKS = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "note": "[dim]·[/]"}
 
 
@@ -59,6 +65,7 @@ def _check(args: argparse.Namespace) -> int:
             "kernel": str(kernel.version),
             "probed": view.probed is not None,
             "ok": ok,
+            "undecided": UNDECIDED,
             "calls": [r.to_dict() for r in reports],
         }
         json.dump(out, sys.stdout, indent=1)
@@ -109,4 +116,7 @@ def show(reports: list[CallReport], title: str, console: Console | None = None) 
     if errors:
         console.print(f"[bold red]{errors} problem(s)[/]: these calls cannot work there")
     else:
-        console.print("[bold green]ok[/]: every call can work there")
+        unsure = sum(1 for r in reports if r.allowed is None)
+        more = f" ({unsure} call(s) whose program type only the kernel can confirm)"
+        console.print("[bold green]no problem found before loading[/]" + (more if unsure else ""))
+    console.print(f"[dim]{escape(UNDECIDED)}[/]")

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from kfunc.cli import answers
 from kfunc.cli.inventory_args import add_selectors, inventory_files, load_inventory
-from kfunc.kfuncs import Inventory
+from kfunc.kfuncs import SOURCE_DECL_TAG, Inventory, Kfunc, public_form
 
 __all__ = ["register"]
 
@@ -41,11 +41,15 @@ def _ls(args: argparse.Namespace) -> int:
     files = None if args.probe else inventory_files(args)
     inputs = answers.identities(files) if files is not None else None
     inv = load_inventory(args, quiet=args.json)
-    allowed = _probe(args) if args.probe else None
+    allowed = _probe(args) if args.probe else _probed(args)
     out = io.StringIO()
     summary = ""
     if args.json:
         rows = [k.to_dict() for k in inv.kfuncs]
+        for k, row in zip(inv.kfuncs, rows, strict=True):
+            public = public_form(k, inv.kfuncs)
+            if public is not None:
+                row["public"] = public._asdict()
         if allowed is not None:
             for row in rows:
                 by_type = allowed.get(row["name"])
@@ -59,11 +63,35 @@ def _ls(args: argparse.Namespace) -> int:
         owners = Counter(k.owner for k in inv.kfuncs)
         per_owner = ", ".join(f"{o}: {n}" for o, n in owners.items())
         summary = f"{len(inv.kfuncs)} kfunc(s) in {inv.target} ({per_owner})\n"
+    summary += _flags_note(inv)
     sys.stdout.write(out.getvalue())
     sys.stderr.write(summary)
     if inputs is not None:
         answers.store(args.argv, inputs, out.getvalue(), summary)
     return 0
+
+
+def _flags_note(inv: Inventory) -> str:
+    """Where the listing has no KF_* flags because its source has none (raw BTF: the
+    running kernel's /sys/kernel/btf/vmlinux), where to get them."""
+    if not inv.kfuncs or any(k.source != SOURCE_DECL_TAG for k in inv.kfuncs):
+        return ""
+    return (
+        "flags: not in raw BTF: KF_* flags live in the .BTF_ids section of the kernel's "
+        "vmlinux ELF; pass it with --btf (Debian: /usr/lib/debug/boot/vmlinux-$(uname -r) "
+        "from linux-image-$(uname -r)-dbg; a vmlinux out of the bzImage, see "
+        "scripts/extract-vmlinux), or a target with --kernel VER\n"
+    )
+
+
+def _probed(args: argparse.Namespace) -> dict[str, dict[str, bool]] | None:
+    """A kernel target's probe from an earlier ``--probe`` (kept in its cache), if any."""
+    if not args.kernel:
+        return None
+    from kfunc.kernels.target import get_kernel
+    from kfunc.probe import load_probe
+
+    return load_probe(get_kernel(args.kernel))
 
 
 def _probe(args: argparse.Namespace) -> dict[str, dict[str, bool]]:
@@ -93,7 +121,7 @@ def show_table(
     ``allowed`` (a probe), PROG_TYPES before the prototype."""
     head: tuple[str, ...] = ("NAME", "OWNER", "FLAGS", "PROTOTYPE")
     rows: list[tuple[str, ...]] = [
-        (k.name, k.owner, "|".join(k.flags or ()) or "-", k.prototype) for k in inv.kfuncs
+        (k.name, k.owner, "|".join(k.flags or ()) or "-", _prototype(k, inv)) for k in inv.kfuncs
     ]
     if allowed is not None:
         head = ("NAME", "OWNER", "FLAGS", "PROG_TYPES", "PROTOTYPE")
@@ -107,3 +135,12 @@ def show_table(
     for r in table:
         cells = [f"{c:<{w}}" for c, w in zip(r[:-1], widths, strict=True)]
         out.write("  ".join([*cells, r[-1]]) + "\n")
+
+
+def _prototype(k: Kfunc, inv: Inventory) -> str:
+    """The prototype; for an ``_impl`` kfunc, also how programs call it."""
+    public = public_form(k, inv.kfuncs)
+    if public is None:
+        return k.prototype
+    how = "the kfunc" if public.how == "kfunc" else "bpf_experimental.h's macro"
+    return f"{k.prototype}  /* call {public.name}() ({how}): {public.prototype} */"

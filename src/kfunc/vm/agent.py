@@ -386,14 +386,22 @@ def _explain(log: str, path: str) -> Any:
         return None
 
 
-def step_bpf_verify(state: State, path: str, drop_caps: list[str] | None = None) -> dict[str, Any]:
-    """Load an object that may be refused, and report the verifier's answer
-    (explained) without failing the plan; ``drop_caps`` are dropped first, in a
-    child process."""
+def step_bpf_verify(
+    state: State,
+    path: str,
+    drop_caps: list[str] | None = None,
+    program: str | None = None,
+    log_level: int = 0,
+) -> dict[str, Any]:
+    """Load an object (or only its ``program``) that may be refused, and report the
+    verifier's answer (explained) without failing the plan; ``drop_caps`` are
+    dropped first, in a child process (without, the load runs in the agent)."""
     from kfunc.caps import in_child
     from kfunc.explain import try_load
 
-    return in_child(lambda: try_load(path).to_dict(), drop_caps or [])
+    if not drop_caps:
+        return try_load(path, program, log_level).to_dict()
+    return in_child(lambda: try_load(path, program, log_level).to_dict(), drop_caps)
 
 
 def step_probe_kfuncs(
