@@ -156,6 +156,31 @@ def test_tarball_counts_like_the_directory(tmp_path: Path) -> None:
     assert from_tar.release == "6.9.0"
 
 
+def test_a_huge_generated_header_is_passed_over_but_a_huge_helpers_header_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Real trees hold generated headers over the C-source cap (6.12's amdgpu
+    register maps, 24 MB): they define nothing counted and are skipped, in a
+    directory and in a tarball alike; the helpers' header itself over the cap is
+    an error naming it."""
+    from kfunc.inputs import CAPS
+
+    root = write_tree(tmp_path / "src", tree_files("6.9"))
+    big = root / "drivers/gpu/big_sh_mask.h"
+    big.parent.mkdir(parents=True)
+    with big.open("wb") as f:
+        f.truncate(CAPS["source"] + 1)  # sparse: costs no disk
+    tarball = _tarball(root, tmp_path / "linux-6.9.tar.xz", "linux-6.9")
+    for tree in (root, tarball):
+        count = survey_tree(tree)
+        assert set(count.kfuncs) == EXPECTED_KFUNCS["6.9"]
+    helpers = root / "include/uapi/linux/bpf.h"
+    with helpers.open("ab") as f:
+        f.truncate(CAPS["source"] + 1)
+    with pytest.raises(KfuncError, match=r"include/uapi/linux/bpf\.h: \d+ bytes, over the 16 MiB"):
+        survey_tree(root)
+
+
 def test_deb_package_is_streamed_and_dated_by_its_changelog(tmp_path: Path) -> None:
     files = tree_files("6.9")
     files["Makefile"] = "VERSION = 9\nPATCHLEVEL = 9\nSUBLEVEL = 4\nEXTRAVERSION =\n"

@@ -122,10 +122,31 @@ def _read_dir(root: Path) -> SourceTree:
         rel = sub.relative_to(root).as_posix()
         if not is_wanted_path(rel) or not sub.is_file():
             continue
+        if _too_big(rel, sub.stat().st_size, str(root)):
+            continue
         data = read_bytes(sub, "source")
         if rel == HELPERS_HEADER or is_wanted_text(data):
             tree.files[rel] = _decode(data)
     return tree
+
+
+def _too_big(rel: str, size: int, where: str) -> bool:
+    """Whether to pass over a file larger than kfunc reads as a C source.
+
+    Real trees have such files, generated register maps (6.12's
+    drivers/gpu/drm/amd/include/asic_reg/dcn/dcn_3_2_0_sh_mask.h is 24 MB), and
+    they define no helper or kfunc: they are skipped unread. Only the files the
+    count cannot do without (the helpers' header, the top Makefile) are an error.
+    """
+    if size <= CAPS["source"]:
+        return False
+    if rel in (HELPERS_HEADER, "Makefile"):
+        raise KfuncError(
+            f"{where}: {rel}: {size} bytes, over the {CAPS['source'] >> 20} MiB kfunc reads "
+            "as a C source",
+            "pass an intact kernel tree or tarball",
+        )
+    return True
 
 
 def _strip_top(name: str) -> tuple[str, str]:
@@ -147,12 +168,8 @@ def _read_tar(name: str, tar: tarfile.TarFile, progress: Progress) -> SourceTree
         seen += 1
         if seen % 5000 == 0:
             progress.update(f"{seen} files read, {len(tree.files)} kept: {rel}")
-        if member.size > CAPS["source"] and (rel == "Makefile" or is_wanted_path(rel)):
-            raise KfuncError(
-                f"{name}: {member.name}: {member.size} bytes, over the "
-                f"{CAPS['source'] >> 20} MiB kfunc reads as a C source",
-                "pass an intact kernel tarball",
-            )
+        if (rel == "Makefile" or is_wanted_path(rel)) and _too_big(rel, member.size, name):
+            continue
         if rel == "Makefile":
             f = tar.extractfile(member)
             if f is not None:
