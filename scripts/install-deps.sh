@@ -16,6 +16,7 @@ PACKAGES=(
   make gcc-12 libelf1 zstd xz-utils dpkg-dev # kbuild against Debian's headers
   mmdebstrap debian-archive-keyring          # root filesystems for 7.x builds (glibc >= 2.38)
   flex bison bc libelf-dev                   # make test-tree: a kernel built from linux-source
+  time                                       # tests: a child's own peak RSS (GNU time)
 )
 
 sudo=""
