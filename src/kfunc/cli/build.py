@@ -12,6 +12,7 @@ from rich.markup import escape
 from kfunc.build import build_project
 from kfunc.cli.kernel_args import add_kernel
 from kfunc.cli.output import ConsoleProgress
+from kfunc.cli.project_args import add_module_dir
 from kfunc.kernels.target import DEFAULT_KERNEL, get_kernel
 from kfunc.project import Project
 
@@ -29,11 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="?", default=".", help="project directory (default: .)")
     add_kernel(p, DEFAULT_KERNEL)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument(
-        "--module", "-m", metavar="DIR",
-        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
-        "one directory of the project with a Kbuild or Makefile that has obj-m)",
-    )  # fmt: skip
+    add_module_dir(p)
     p.set_defaults(func=_build)
 
 

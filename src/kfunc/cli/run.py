@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from kfunc.cli.kernel_args import add_kernel
 from kfunc.cli.output import ConsoleProgress, print_error
+from kfunc.cli.project_args import add_module_dir
 from kfunc.errors import KfuncError
 from kfunc.kernels.local import HOST
 from kfunc.kernels.target import DEFAULT_KERNEL
@@ -66,11 +67,7 @@ def register(sub: Any) -> None:
         "module is removed again on every exit path)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument(
-        "--module", "-m", metavar="DIR",
-        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
-        "one directory of the project with a Kbuild or Makefile that has obj-m)",
-    )  # fmt: skip
+    add_module_dir(p)
     p.add_argument(
         "--timeout", type=seconds, default=180.0, help="bound on the guest (seconds, default 180)"
     )

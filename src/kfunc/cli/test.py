@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kfunc.cli.kernel_args import add_kernel_root
+from kfunc.cli.project_args import add_module_dir
 from kfunc.testrun import TestMatrix, has_pytest_files, project_kernels, run_tests
 
 __all__ = ["register"]
@@ -35,11 +36,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     add_kernel_root(p)
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
-    p.add_argument(
-        "--module", "-m", metavar="DIR",
-        help="the hand-written module's directory (default: kfunc.toml's [module] path, else the "
-        "one directory of the project with a Kbuild or Makefile that has obj-m)",
-    )  # fmt: skip
+    add_module_dir(p)
     p.add_argument(
         "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="passed on to pytest (after --)"
     )
