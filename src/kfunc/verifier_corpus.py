@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kfunc.survey.cparse import strip_comments
+
 __all__ = [
     "KFUNC_FEATURE_WORDS",
     "CorpusFigures",
@@ -103,18 +105,6 @@ _ANNOTATION = re.compile(
 )
 #: Wrappers whose first argument is the program's name: BPF_PROG(name, ...).
 _NAME_IN_FIRST_ARG = re.compile(r"^[A-Z_0-9]+$")
-
-
-def _strip_comments(text: str) -> str:
-    """``text`` without C comments (strings kept; a comment's newlines kept)."""
-
-    def repl(m: re.Match[str]) -> str:
-        s = m[0]
-        if s.startswith('"'):
-            return s
-        return "\n" * s.count("\n") or " "
-
-    return re.sub(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*|/\*.*?\*/', repl, text, flags=re.S)
 
 
 def _unescape(literal: str) -> str:
@@ -289,7 +279,7 @@ def _macro_program(decl: str, macros: dict[str, str]) -> tuple[str | None, str |
 
 def read_programs(path: Path) -> list[Program]:
     """The programs of one ``progs/*.c`` file, each with its annotations."""
-    text, macros = _defines(_strip_comments(path.read_text(errors="replace")))
+    text, macros = _defines(strip_comments(path.read_text(errors="replace")))
     programs = []
     for decl, end in _top_level(text):
         notes = _notes(decl)
@@ -321,7 +311,7 @@ def _legacy_tables(prog_tests: Path, by_name: dict[str, list[Program]]) -> Itera
         r"\b\w*FAIL\(\s*(?P<prog>\w+)\s*,[^;]*?,\s*(?P<msg>(?:\"(?:[^\"\\]|\\.)*\"\s*)+)\)"
     )
     for test in sorted(prog_tests.glob("*.c")):
-        text = _strip_comments(test.read_text(errors="replace"))
+        text = strip_comments(test.read_text(errors="replace"))
         for pat in (entry, macro):
             for m in pat.finditer(text):
                 msg = _literal(m["msg"])
