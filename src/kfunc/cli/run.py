@@ -40,11 +40,12 @@ def seconds(text: str) -> float:
     return value
 
 
-def kernel_names(text: str) -> list[str]:
-    """--kernel's comma-separated kernels, each once, in order (``6.12,`` is 6.12)."""
+def kernel_names(text: str, option: str = "--kernel") -> list[str]:
+    """--kernel's (or --kernels') comma-separated kernels, each once, in order
+    (``6.12,`` is 6.12)."""
     names = list(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
     if not names:
-        raise KfuncError(f"--kernel {text!r}: no kernel named", "name one, e.g. --kernel 6.12")
+        raise KfuncError(f"{option} {text!r}: no kernel named", f"name one, e.g. {option} 6.12")
     return names
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from kfunc.cli.kernel_args import add_kernel_root
 from kfunc.cli.project_args import add_module_dir
+from kfunc.cli.run import kernel_names
 from kfunc.testrun import TestMatrix, has_pytest_files, project_kernels, run_tests
 
 __all__ = ["register"]
@@ -44,7 +45,7 @@ def register(sub: Any) -> None:
 
 
 def _test(args: argparse.Namespace) -> int:
-    kernels = [k.strip() for k in args.kernels.split(",") if k.strip()] if args.kernels else None
+    kernels = kernel_names(args.kernels, "--kernels") if args.kernels else None
     if Path(args.path).is_dir() and not has_pytest_files(args.path):
         return _run_scenario(args.path, kernels, args.module)
     matrix = run_tests(
