@@ -20,8 +20,8 @@ from kfunc.check import (
     check_module_calls,
     check_registrations,
     read_bpf_object,
-    registration_from_sources,
     registration_from_spec,
+    registration_of,
 )
 from kfunc.clang import compile_bpf, find_clang, up_to_date
 from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
@@ -84,7 +84,7 @@ def _registration(project: Project, source: ModuleSource | None) -> Registration
         return registration_from_spec(project.spec)
     if source is None:
         return None
-    return registration_from_sources(source.name, list(source.files))
+    return registration_of(source.name, source.c)
 
 
 def write_bpf_header(project: Project, module: ModuleBuild, kernel: Kernel) -> Path:

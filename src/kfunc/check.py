@@ -29,6 +29,7 @@ from kfunc.kernels.version import KernelVersion
 
 if TYPE_CHECKING:
     from kfunc.btf.parse import BTF
+    from kfunc.csource import ModuleC
     from kfunc.kernels.target import Kernel
     from kfunc.kfuncs import Kfunc
     from kfunc.progress import Progress
@@ -58,6 +59,7 @@ __all__ = [
     "read_line_info",
     "registration_from_sources",
     "registration_from_spec",
+    "registration_of",
 ]
 
 _FIX = {
@@ -473,7 +475,11 @@ def registration_from_sources(module: str, sources: list[Path]) -> Registration 
     program types its own sets are registered for; None if it has none."""
     from kfunc.csource import read_module_c
 
-    c = read_module_c(sources)
+    return registration_of(module, read_module_c(sources))
+
+
+def registration_of(module: str, c: ModuleC) -> Registration | None:
+    """:func:`registration_from_sources` of sources already read."""
     if not c.registrations:
         return None
     names = ", ".join(dict.fromkeys(r.where.partition(":")[0] for r in c.registrations))
@@ -912,7 +918,7 @@ def _module_arg(
         built = build_module(source, kernel, progress)
         if project.spec is not None:
             return built.ko, registration_from_spec(project.spec)
-        return built.ko, registration_from_sources(source.name, list(source.files))
+        return built.ko, registration_of(source.name, source.c)
     if not path.is_file():
         raise KfuncError(f"{path}: no such module", "pass a .ko file or a kfunc project directory")
     from kfunc.kfuncs import module_name

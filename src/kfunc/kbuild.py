@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kfunc.cache import cache_dir
+from kfunc.csource import ModuleC, read_module_c
 from kfunc.errors import BuildError, MissingToolError
 from kfunc.inputs import read_bytes
 from kfunc.kernels.target import Kernel
@@ -121,7 +122,12 @@ class ModuleSource:
     path: Path
     name: str  # the module name: obj-m's first entry, without .o
     files: tuple[Path, ...]
-    kfuncs: tuple[tuple[str, tuple[str, ...]], ...]  # (name, KF_* flags) from the sources
+    c: ModuleC  # what its C declares (sets, registrations, macros), read once here
+
+    @property
+    def kfuncs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(name, KF_* flags) of every kfunc its sources put in a set."""
+        return self.c.kfuncs
 
     @classmethod
     def find(cls, path: Path | str) -> ModuleSource:
@@ -148,9 +154,7 @@ class ModuleSource:
                 f"most {MODULE_NAME_MAX} characters",
             )
         files = tuple(_module_files(path))
-        from kfunc.csource import read_module_c
-
-        return cls(path, name, files, read_module_c(files).kfuncs)
+        return cls(path, name, files, read_module_c(files))
 
     def digest(self, kernel: Kernel) -> str:
         h = hashlib.sha256(kernel.key.encode())
@@ -318,10 +322,9 @@ def kfunc_api_gap(source: ModuleSource, kernel: Kernel) -> tuple[str, str] | Non
     lack and the module does not define itself (see
     :data:`kfunc.codegen.shims.KFUNC_API`); None if it uses none such."""
     from kfunc.codegen.shims import api_missing
-    from kfunc.csource import read_module_c
     from kfunc.kernels.facts import header_macros
 
-    c = read_module_c(source.files)
+    c = source.c
     missing = api_missing(c.words, header_macros(kernel) | c.defines)
     if not missing:
         return None
