@@ -99,6 +99,6 @@ def test_ls_replays_then_sees_a_changed_file(cache: Path, tmp_path: Path) -> Non
     error = json.loads(cut.stdout)
     assert error["ok"] is False and error["error"].startswith(f"BTF {btf}: type section")
     with pytest.raises(BTFError):  # the library agrees
-        from kfunc.kfuncs import file_inventory
+        from kfunc.inventory import file_inventory
 
         file_inventory(btf, cache=False)

@@ -18,8 +18,8 @@ from conftest import ROOT, require
 
 from kfunc.btf.kernel import SYS_BTF
 from kfunc.errors import KfuncError
+from kfunc.inventory import SOURCE_BOTH, kernel_inventory, public_form
 from kfunc.kernels.target import Kernel
-from kfunc.kfuncs import SOURCE_BOTH, kernel_inventory, public_form
 from kfunc.selftests import verifier_source_tree
 
 _FLAGS = re.compile(r"BTF_ID_FLAGS\(func,\s*(\w+)(?:,\s*([^)]*))?\)")

@@ -343,7 +343,7 @@ def test_tree_kfuncs_are_debians(tree_kernel: LocalKernel, kernel_612: Kernel) -
     """The tree is read as a kernel: its config, its vmlinux's BTF, and its kfuncs,
     each one Debian's 6.12 (the same source, a superset config) has with the
     same prototype."""
-    from kfunc.kfuncs import kernel_inventory
+    from kfunc.inventory import kernel_inventory
 
     k = tree_kernel
     assert (k.kind, k.release, k.build_dir, k.vmlinux) == (

@@ -301,7 +301,7 @@ def test_cli_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_built_kernel_beside_its_sources(tmp_path: Path) -> None:
-    from kfunc.kfuncs import Inventory, Kfunc
+    from kfunc.inventory import Inventory, Kfunc
     from kfunc.survey.built import compare
 
     source = count_tree(read_tree(write_tree(tmp_path / "t", tree_files("6.9"))))

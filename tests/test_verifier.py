@@ -24,8 +24,8 @@ from kfunc.check import (
     registration_from_spec,
 )
 from kfunc.clang import compile_bpf
+from kfunc.inventory import Kfunc
 from kfunc.kernels.version import KernelVersion
-from kfunc.kfuncs import Kfunc
 from kfunc.spec import load_spec
 from kfunc.verifier import RULES, VerifierError, explain_log
 from kfunc.verifier_corpus import sample_line
@@ -134,7 +134,7 @@ def host_view_and_obj(tmp_path_factory: pytest.TempPathFactory):
     if not (SYS_BTF / "vmlinux").exists():
         pytest.skip("the host has no /sys/kernel/btf/vmlinux")
     from kfunc.btf.parse import parse_btf_file
-    from kfunc.kfuncs import host_inventory
+    from kfunc.inventory import host_inventory
     from kfunc.libbpf import write_vmlinux_h
 
     tmp = tmp_path_factory.mktemp("protos")

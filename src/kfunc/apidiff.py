@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kfunc.kfuncs import Inventory, Kfunc
+from kfunc.inventory import Inventory, Kfunc
 
 __all__ = ["Change", "KfuncDiff", "diff_inventories"]
 

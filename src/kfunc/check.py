@@ -30,8 +30,8 @@ from kfunc.kernels.version import KernelVersion
 if TYPE_CHECKING:
     from kfunc.btf.parse import BTF
     from kfunc.csource import ModuleC
+    from kfunc.inventory import Kfunc
     from kfunc.kernels.target import Kernel
-    from kfunc.kfuncs import Kfunc
     from kfunc.progress import Progress
     from kfunc.spec import ModuleSpec
     from kfunc.verifier import LineInfo
@@ -858,8 +858,8 @@ def kernel_view(
     --probe`` ran, and ``modules``: .ko files or kfunc project directories (whose
     spec or sources say how the kfuncs are registered)."""
     from kfunc.elf import ElfObject
+    from kfunc.inventory import file_inventory, kernel_inventory, module_name
     from kfunc.kernels.facts import kfunc_hooks
-    from kfunc.kfuncs import file_inventory, kernel_inventory, module_name
     from kfunc.probe import load_probe
 
     inventory = kernel_inventory(kernel, progress)
@@ -921,7 +921,7 @@ def _module_arg(
         return built.ko, registration_of(source.name, source.c)
     if not path.is_file():
         raise KfuncError(f"{path}: no such module", "pass a .ko file or a kfunc project directory")
-    from kfunc.kfuncs import module_name
+    from kfunc.inventory import module_name
 
     sources = sorted(path.parent.glob("*.c"))
     spec_file = next((d / "kfunc.toml" for d in (path.parent, path.parent.parent)

@@ -34,8 +34,8 @@ def name_clashes(
 ) -> list[Problem]:
     """The kfuncs of ``module`` whose names ``kernel``'s vmlinux or one of its
     modules (the image package's) already uses."""
+    from kfunc.inventory import kernel_inventory
     from kfunc.kernels.facts import vmlinux_names
-    from kfunc.kfuncs import kernel_inventory
 
     names = list(dict.fromkeys(kfuncs))
     if not names:

@@ -183,8 +183,8 @@ def _plan(
     from kfunc.btf import types as bt
     from kfunc.clang import compile_bpf
     from kfunc.elf import ElfObject
+    from kfunc.inventory import VMLINUX, kernel_inventory
     from kfunc.kernels.facts import kfunc_hooks
-    from kfunc.kfuncs import VMLINUX, kernel_inventory
 
     inventory = [k for k in kernel_inventory(kernel).kfuncs if k.owner == VMLINUX]
     groups: dict[str, list[str]] = {}

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from kfunc.apidiff import Change, KfuncDiff, diff_inventories
-from kfunc.kfuncs import HOST, Inventory, Kfunc, inventory_of
+from kfunc.inventory import HOST, Inventory, Kfunc, inventory_of
 
 __all__ = ["register"]
 

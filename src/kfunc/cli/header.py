@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from kfunc.cli.inventory_args import add_selectors, inventory_files, load_inventory
-from kfunc.kfuncs import ksym_header
+from kfunc.inventory import ksym_header
 from kfunc.outputs import check_not_input, write_output
 
 __all__ = ["register"]

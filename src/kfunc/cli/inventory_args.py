@@ -7,7 +7,7 @@ from typing import Any
 
 from kfunc.cli.kernel_args import add_kernel_root
 from kfunc.errors import KfuncError
-from kfunc.kfuncs import Inventory, default_base, file_inventory, host_files, host_inventory
+from kfunc.inventory import Inventory, default_base, file_inventory, host_files, host_inventory
 
 __all__ = ["add_selectors", "inventory_files", "load_inventory"]
 
@@ -59,8 +59,8 @@ def load_inventory(args: argparse.Namespace, quiet: bool = False) -> Inventory:
     if args.kernel:
         # Only a kernel target needs rich and the package machinery.
         from kfunc.cli.output import ConsoleProgress
+        from kfunc.inventory import kernel_inventory
         from kfunc.kernels.target import get_kernel
-        from kfunc.kfuncs import kernel_inventory
 
         progress = ConsoleProgress(quiet=quiet)
         kernel = get_kernel(args.kernel, progress)

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from kfunc.cli import answers
 from kfunc.cli.inventory_args import add_selectors, inventory_files, load_inventory
-from kfunc.kfuncs import SOURCE_DECL_TAG, Inventory, Kfunc, public_form
+from kfunc.inventory import SOURCE_DECL_TAG, Inventory, Kfunc, public_form
 
 __all__ = ["register"]
 

@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _built(args: argparse.Namespace, survey: Survey, progress: ConsoleProgress) -> Any:
-    from kfunc.kfuncs import file_inventory, host_inventory, kernel_inventory
+    from kfunc.inventory import file_inventory, host_inventory, kernel_inventory
     from kfunc.survey.built import compare
     from kfunc.survey.dates import series_of
 

@@ -2,7 +2,7 @@
 
 A built kernel's BTF knows its helpers (``enum bpf_func_id``) and its kfuncs
 (``bpf_kfunc`` decl tags, or the ``.BTF_ids`` kfunc sets where the BTF has no
-tags). The inventory comes from :mod:`kfunc.kfuncs`. Sources and build differ
+tags). The inventory comes from :mod:`kfunc.inventory`. Sources and build differ
 because the build holds only what its configuration compiled (a file behind an
 unset CONFIG_ option, an ``#ifdef CONFIG_X86`` branch), and because a
 vmlinux's BTF lacks the kfuncs of modules; a kernel target's inventory includes
@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from kfunc.kfuncs import VMLINUX, Inventory
+from kfunc.inventory import VMLINUX, Inventory
 from kfunc.survey.model import ReleaseCount
 
 __all__ = ["BuiltCount", "compare"]

@@ -17,10 +17,7 @@ from kfunc.apidiff import diff_inventories
 from kfunc.btf import Func, parse_btf
 from kfunc.elf import ElfObject
 from kfunc.errors import BTFError, ELFError, KfuncError
-from kfunc.kbuild import ModuleBuild
-from kfunc.kernels.target import Kernel
-from kfunc.kf_flags import BTF_SET8_KFUNCS
-from kfunc.kfuncs import (
+from kfunc.inventory import (
     SOURCE_BTF_IDS,
     SOURCE_DECL_TAG,
     Inventory,
@@ -36,6 +33,9 @@ from kfunc.kfuncs import (
     set_kfuncs,
     tagged_kfuncs,
 )
+from kfunc.kbuild import ModuleBuild
+from kfunc.kernels.target import Kernel
+from kfunc.kf_flags import BTF_SET8_KFUNCS
 
 SYS_VMLINUX = Path("/sys/kernel/btf/vmlinux")
 NF_CT_KFUNCS = {
@@ -293,7 +293,7 @@ def test_tags_and_sets_agree_where_a_kernel_has_both(kernel_73: Kernel) -> None:
     """Debian's 7.3 is built with pahole >= 1.27: its BTF tags kfuncs, and its
     .BTF_ids holds their sets (found by the scan: the vmlinux out of the
     bzImage has no symbols). Both paths must name the same kfuncs, alike."""
-    from kfunc.kfuncs import kfunc_sets, scan_set8, set_kfuncs, tagged_kfuncs
+    from kfunc.inventory import kfunc_sets, scan_set8, set_kfuncs, tagged_kfuncs
 
     elf = ElfObject(kernel_73.vmlinux)
     assert not elf.has_section(".symtab")
