@@ -13,10 +13,10 @@ from conftest import EXAMPLES
 from kfunc.build import build_bpf, build_project
 from kfunc.check import check_calls, check_registrations, module_registrations, read_bpf_object
 from kfunc.errors import CheckError, ELFError
-from kfunc.history import kfunc_hook_missing
+from kfunc.kernel_api.hooks import kfunc_hook_missing
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels.facts import kfunc_hooks
 from kfunc.kernels.target import Kernel
-from kfunc.kernels.version import KernelVersion
 from kfunc.project import Project
 
 

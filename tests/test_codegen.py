@@ -10,9 +10,9 @@ import pytest
 from kfunc.codegen import generate, judge, render_bpf_header, render_module
 from kfunc.elf import ElfObject
 from kfunc.kbuild import ModuleSource, build_module
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels.facts import kfunc_hooks, vmlinux_h
 from kfunc.kernels.target import Kernel
-from kfunc.kernels.version import KernelVersion
 from kfunc.spec import KfuncSpec, ModuleSpec
 
 V61, V612 = KernelVersion(6, 1, 192), KernelVersion(6, 12, 117)

@@ -17,8 +17,8 @@ from kfunc.btf import BTF, Datasec, Func, Struct, func_prototype, ksym_extern
 from kfunc.btf import format as fmt
 from kfunc.elf import ElfObject
 from kfunc.errors import BTFError, ELFError
+from kfunc.kernel_api.flags import BTF_SET8_KFUNCS, KF_FLAGS, kf_flag_names, kf_flag_value
 from kfunc.kernels.target import Kernel
-from kfunc.kf_flags import BTF_SET8_KFUNCS, KF_FLAGS, kf_flag_names, kf_flag_value
 
 NF_CT_KFUNCS = {
     "bpf_xdp_ct_alloc": ["KF_ACQUIRE", "KF_RET_NULL"],

@@ -34,8 +34,8 @@ from kfunc.inventory import (
     tagged_kfuncs,
 )
 from kfunc.kbuild import ModuleBuild
+from kfunc.kernel_api.flags import BTF_SET8_KFUNCS
 from kfunc.kernels.target import Kernel
-from kfunc.kf_flags import BTF_SET8_KFUNCS
 
 SYS_VMLINUX = Path("/sys/kernel/btf/vmlinux")
 NF_CT_KFUNCS = {

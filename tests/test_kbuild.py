@@ -12,8 +12,8 @@ from conftest import DATA, EXAMPLES, LIBBPF_BOOTSTRAP_MAKEFILE
 from kfunc.elf import ElfObject
 from kfunc.errors import BuildError
 from kfunc.kbuild import ModuleBuild, ModuleSource, build_module
+from kfunc.kernel_api.flags import BTF_SET8_KFUNCS
 from kfunc.kernels.target import Kernel
-from kfunc.kf_flags import BTF_SET8_KFUNCS
 
 
 def test_module_source_reads_name_and_kfuncs() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from kfunc.elf import ElfObject
 from kfunc.errors import KernelNotFoundError, KfuncError
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels.target import SERIES, Kernel, get_kernel
-from kfunc.kernels.version import KernelVersion
 from kfunc.kernels.vmlinuz import extract_vmlinux
 
 

@@ -19,12 +19,12 @@ from kfunc.codegen import judge
 from kfunc.codegen.shims import flag_shims
 from kfunc.errors import BuildError, KfuncError, UnsupportedFeatureError
 from kfunc.kbuild import ModuleSource, build_module
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels import rootfs as rootfs_mod
 from kfunc.kernels import target
 from kfunc.kernels.apt import suite_sources
 from kfunc.kernels.rootfs import ensure_rootfs
 from kfunc.kernels.target import SERIES, Kernel, get_kernel
-from kfunc.kernels.version import KernelVersion
 from kfunc.project import Project
 from kfunc.run import run_projects
 from kfunc.spec import KfuncSpec, ModuleSpec

@@ -25,7 +25,7 @@ from kfunc.check import (
 )
 from kfunc.clang import compile_bpf
 from kfunc.inventory import Kfunc
-from kfunc.kernels.version import KernelVersion
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.spec import load_spec
 from kfunc.verifier import RULES, VerifierError, explain_log
 from kfunc.verifier_corpus import sample_line

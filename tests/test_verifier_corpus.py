@@ -18,7 +18,7 @@ import pytest
 from conftest import require
 
 from kfunc.errors import KfuncError
-from kfunc.kernels.version import KernelVersion
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.selftests import SelftestsTree, selftests_tree, verifier_source_tree
 from kfunc.verifier import RULES, VerifierError, explain_log, rejection_line
 from kfunc.verifier_corpus import (

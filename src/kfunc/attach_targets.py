@@ -18,7 +18,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 
 from kfunc.check import BpfObjectInfo, Problem
-from kfunc.kernels.version import KernelVersion
+from kfunc.kernel_api.version import KernelVersion
 
 __all__ = ["RENAMED", "Renamed", "attach_target", "missing_attach_targets"]
 

@@ -23,9 +23,9 @@ from elftools.elf.sections import SymbolTableSection
 from kfunc.btf import types as bt
 from kfunc.elf import PARSE_ERRORS
 from kfunc.errors import ELFError
-from kfunc.history import PROG_TYPE_HOOK, kfunc_hook_missing
 from kfunc.inputs import check_file, os_error
-from kfunc.kernels.version import KernelVersion
+from kfunc.kernel_api.hooks import PROG_TYPE_HOOK, kfunc_hook_missing
+from kfunc.kernel_api.version import KernelVersion
 
 if TYPE_CHECKING:
     from kfunc.btf.parse import BTF

@@ -32,7 +32,7 @@ from elftools.elf.sections import SymbolTableSection
 from kfunc.btf.parse import BTF, parse_btf
 from kfunc.errors import ELFError
 from kfunc.inputs import CAPS, InputError, check_file, decompress, os_error, read_bytes
-from kfunc.kf_flags import kf_flag_names
+from kfunc.kernel_api.flags import kf_flag_names
 
 __all__ = ["BTFIdEntry", "BTFIdSet", "ElfObject"]
 

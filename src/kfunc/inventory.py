@@ -270,7 +270,7 @@ def kfunc_sets(sets: Iterable[BTFIdSet]) -> list[BTFIdSet]:
     """The kfunc sets among ``sets``: every set8 or, where any set8 carries the
     BTF_SET8_KFUNCS flag (6.9+, ``BTF_KFUNCS_START``), only those. Before 6.9 an
     fmodret set (``register_btf_fmodret_id_set``) looks the same and is kept."""
-    from kfunc.kf_flags import BTF_SET8_KFUNCS
+    from kfunc.kernel_api.flags import BTF_SET8_KFUNCS
 
     set8 = [s for s in sets if s.set8]
     if any(s.flags & BTF_SET8_KFUNCS for s in set8):
@@ -284,7 +284,7 @@ def set_kfuncs(btf: BTF, sets: Iterable[BTFIdSet], owner: str) -> list[Kfunc]:
     from kfunc.btf import format as fmt
     from kfunc.btf.render import func_prototype
     from kfunc.btf.types import Func
-    from kfunc.kf_flags import kf_flag_names
+    from kfunc.kernel_api.flags import kf_flag_names
 
     found: dict[int, tuple[int, list[str]]] = {}
     for s in sets:
@@ -322,7 +322,7 @@ def scan_set8(data: bytes, btf: BTF, little_endian: bool = True) -> list[BTFIdSe
     """
     from kfunc.btf import format as fmt
     from kfunc.elf import BTFIdEntry, BTFIdSet
-    from kfunc.kf_flags import BTF_SET8_KFUNCS, KF_FLAGS
+    from kfunc.kernel_api.flags import BTF_SET8_KFUNCS, KF_FLAGS
 
     kf_mask = sum(f.value for f in KF_FLAGS)
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfunc.history import PROG_TYPE_HOOK
+from kfunc.kernel_api.hooks import PROG_TYPE_HOOK
 
 if TYPE_CHECKING:
     from kfunc.kernels.target import Kernel

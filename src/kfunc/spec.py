@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 
 from kfunc.cproto import C_KEYWORDS, CProtoError, Prototype, parse_prototype
 from kfunc.errors import SpecError
-from kfunc.history import PROG_TYPE_HOOK
-from kfunc.kf_flags import KF_FLAGS
+from kfunc.kernel_api.flags import KF_FLAGS
+from kfunc.kernel_api.hooks import PROG_TYPE_HOOK
 
 if TYPE_CHECKING:
     from kfunc.schema import KfuncToml

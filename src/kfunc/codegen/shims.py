@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kfunc.history import PROG_TYPE_HOOK, kfunc_hook_missing
-from kfunc.kernels.version import KernelVersion
-from kfunc.kf_flags import KF_FLAGS
+from kfunc.kernel_api.flags import KF_FLAGS
+from kfunc.kernel_api.hooks import PROG_TYPE_HOOK, kfunc_hook_missing
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.spec import ModuleSpec
 
 __all__ = [

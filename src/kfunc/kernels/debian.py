@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfunc.errors import KernelNotFoundError, MissingToolError
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels.apt import Apt
-from kfunc.kernels.version import KernelVersion
 from kfunc.progress import Progress
 
 __all__ = ["Package", "dependencies", "depends", "download", "find_images", "unpack"]

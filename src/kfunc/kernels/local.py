@@ -34,8 +34,8 @@ from typing import Any
 
 from kfunc.cache import cache_dir, file_identity
 from kfunc.errors import KernelNotFoundError, KfuncError
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels.target import LOCAL_KERNELS_DIR, Kernel
-from kfunc.kernels.version import KernelVersion
 from kfunc.kernels.vmlinuz import bzimage_release, extract_vmlinux
 from kfunc.progress import Progress
 

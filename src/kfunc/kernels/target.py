@@ -29,11 +29,11 @@ from typing import Any
 
 from kfunc.cache import cache_dir, disk_usage
 from kfunc.errors import KernelNotFoundError, UnsupportedFeatureError
-from kfunc.history import module_kfuncs_missing
+from kfunc.kernel_api.hooks import module_kfuncs_missing
+from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels import debian
 from kfunc.kernels.apt import Apt, host_apt, private_apt
 from kfunc.kernels.rootfs import Rootfs, ensure_rootfs
-from kfunc.kernels.version import KernelVersion
 from kfunc.kernels.vmlinuz import extract_vmlinux
 from kfunc.progress import Progress
 

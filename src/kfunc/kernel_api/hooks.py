@@ -11,7 +11,7 @@ release table is the fallback and the explanation a user reads.
 
 from __future__ import annotations
 
-from kfunc.kernels.version import KernelVersion
+from kfunc.kernel_api.version import KernelVersion
 
 __all__ = ["MODULE_KFUNC_FEATURES", "PROG_TYPE_HOOK", "kfunc_hook_missing", "module_kfuncs_missing"]
 
