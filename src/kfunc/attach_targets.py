@@ -9,49 +9,19 @@ points to the -dbg package, so BTF is what there is), a ``btf_trace_<name>``
 typedef for each tracepoint, and the ``__x64_sys_<name>`` entry of each system
 call (the ``syscalls`` events). Functions of the project's own module count too.
 
-Where upstream renamed a function, the refusal names the new one.
+Where upstream renamed a function (:mod:`kfunc.kernel_api.renames`), the refusal
+names the new one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Set
-from dataclasses import dataclass
 
 from kfunc.check import BpfObjectInfo, Problem
+from kfunc.kernel_api.renames import RENAMED, renamed_from
 from kfunc.kernel_api.version import KernelVersion
 
-__all__ = ["RENAMED", "Renamed", "attach_target", "missing_attach_targets"]
-
-
-@dataclass(frozen=True)
-class Renamed:
-    new: str
-    since: KernelVersion
-    change: str
-
-
-# Al Viro's struct filename series (merged for 7.0) made non-consuming
-# variants of fs/namei.c's do_*() helpers under new names.
-def _namei(op: str) -> str:
-    if op in ("unlinkat", "rmdir"):
-        return 'commit e50aae1d39ac, "non-consuming variants of do_{unlinkat,rmdir}()"'
-    return f'Al Viro\'s "non-consuming variant of do_{op}()" commit, 7.0'
-
-
-#: Functions that programs attach to and that upstream renamed: old -> new.
-#: Debian's 7.2 and 7.3 have only the new names; 6.12 only the old ones.
-RENAMED: dict[str, Renamed] = {
-    **{
-        f"do_{op}": Renamed(f"filename_{op}", KernelVersion(7, 0), _namei(op))
-        for op in ("unlinkat", "rmdir", "mkdirat", "mknodat", "linkat", "symlinkat", "renameat2")
-    },
-    "do_filp_open": Renamed(
-        "do_file_open",
-        KernelVersion(7, 0),
-        'commit 541003b576c3, "rename do_filp_open() to do_file_open()"',
-    ),
-}
-_REVERSED = {r.new: (old, r) for old, r in RENAMED.items()}
+__all__ = ["attach_target", "missing_attach_targets"]
 
 # section prefix -> what follows it names: a function or a tracepoint
 _FUNCTION = ("kprobe/", "kretprobe/", "fentry/", "fexit/", "fmod_ret/", "fentry.s/",
@@ -110,13 +80,13 @@ def missing_attach_targets(
         if kind == "function" and module:
             where += f" (neither in its BTF nor in module {module})"
         renamed = RENAMED.get(name)
-        back = _REVERSED.get(name)
+        back = renamed_from(name)
         if renamed is not None and version >= renamed.since:
             fix_section = prog.section.replace(name, renamed.new)
             problems.append(
                 Problem(
                     f"{subject}, but {where}: it is {renamed.new} from {renamed.since.series} "
-                    f"on ({renamed.change})",
+                    f"on ({renamed.change.cited()})",
                     f"attach to {renamed.new} on {renamed.since.series} and later: "
                     f'SEC("{fix_section}")',
                     prog.prog_type or "",
@@ -126,7 +96,8 @@ def missing_attach_targets(
             old, r = back
             problems.append(
                 Problem(
-                    f"{subject}, but {where}: before {r.since.series} it is {old} ({r.change})",
+                    f"{subject}, but {where}: before {r.since.series} it is {old} "
+                    f"({r.change.cited()})",
                     f"attach to {old} before {r.since.series}: "
                     f'SEC("{prog.section.replace(name, old)}")',
                     prog.prog_type or "",

@@ -62,14 +62,22 @@ __all__ = [
     "registration_of",
 ]
 
+
+def _from(prog_type: str) -> str:
+    """The release from which ``prog_type`` programs may call kfuncs (kernel_api.hooks)."""
+    since = PROG_TYPE_HOOK[prog_type].since
+    assert since is not None
+    return since.series
+
+
 _FIX = {
     "kprobe": 'attach with fentry instead (SEC("fentry/<function>")) and register the kfunc '
-    "set for BPF_PROG_TYPE_TRACING, or target a kernel >= 6.10 (--kernel 6.12)",
+    f"set for BPF_PROG_TYPE_TRACING, or target a kernel >= {_from('kprobe')} (--kernel 6.12)",
     "tracepoint": "attach with tp_btf or fentry instead, and register the kfunc set for "
-    "BPF_PROG_TYPE_TRACING, or target a kernel >= 6.12",
-    "perf_event": "target a kernel >= 6.12 (--kernel 6.12)",
+    f"BPF_PROG_TYPE_TRACING, or target a kernel >= {_from('tracepoint')}",
+    "perf_event": f"target a kernel >= {_from('perf_event')} (--kernel 6.12)",
     "unspec": "register the set for the program types that call its kfuncs (e.g. "
-    "BPF_PROG_TYPE_TRACING), or target a kernel >= 6.2",
+    f"BPF_PROG_TYPE_TRACING), or target a kernel >= {_from('unspec')}",
 }
 
 
@@ -552,7 +560,7 @@ class CallReport:
 
 def _hook(prog_type: str) -> str | None:
     entry = PROG_TYPE_HOOK.get(prog_type)
-    return entry[0] if entry else None
+    return entry.hook if entry else None
 
 
 def _allowed(

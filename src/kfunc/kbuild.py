@@ -320,7 +320,7 @@ def _first_error(log: str, source: ModuleSource) -> str:
 def kfunc_api_gap(source: ModuleSource, kernel: Kernel) -> tuple[str, str] | None:
     """(what, fix) when ``source`` uses kfunc API macros that the target's headers
     lack and the module does not define itself (see
-    :data:`kfunc.codegen.shims.KFUNC_API`); None if it uses none such."""
+    :data:`kfunc.kernel_api.macros.KFUNC_API`); None if it uses none such."""
     from kfunc.codegen.shims import api_missing
     from kfunc.kernels.facts import header_macros
 

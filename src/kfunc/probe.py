@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfunc.kernel_api.hooks import PROG_TYPE_HOOK
+from kfunc.kernel_api.hooks import PROG_TYPE_HOOK, hook_prog_types
 
 if TYPE_CHECKING:
     from kfunc.kernels.target import Kernel
@@ -44,24 +44,34 @@ __all__ = ["PROBE_TYPES", "ProbeResult", "load_probe", "probe_kernel", "run_prob
 CACHE_FILE = "kfunc_probe.json"
 _CACHE_VERSION = 1
 
-#: One program type per kfunc hook: (libbpf name, BPF_PROG_TYPE_*, expected attach
-#: type BPF_* or None, kfunc hook). Tracing programs attach to the sys_enter raw
-#: tracepoint (tp_btf): they need no trampoline. ``tracepoint`` shares the
-#: tracing hook from 6.12 on; it is tried too, to see that for real.
-PROBE_TYPES: tuple[tuple[str, str, str | None, str], ...] = (
-    ("syscall", "BPF_PROG_TYPE_SYSCALL", None, "SYSCALL"),
-    ("tracing", "BPF_PROG_TYPE_TRACING", "BPF_TRACE_RAW_TP", "TRACING"),
-    ("tracepoint", "BPF_PROG_TYPE_TRACEPOINT", None, "TRACING"),
-    ("kprobe", "BPF_PROG_TYPE_KPROBE", None, "KPROBE"),
-    ("xdp", "BPF_PROG_TYPE_XDP", None, "XDP"),
-    ("sched_cls", "BPF_PROG_TYPE_SCHED_CLS", None, "TC"),
-    ("sched_act", "BPF_PROG_TYPE_SCHED_ACT", None, "SCHED_ACT"),
-    ("cgroup_skb", "BPF_PROG_TYPE_CGROUP_SKB", "BPF_CGROUP_INET_INGRESS", "CGROUP"),
-    ("socket_filter", "BPF_PROG_TYPE_SOCKET_FILTER", None, "SOCKET_FILTER"),
-    ("sk_skb", "BPF_PROG_TYPE_SK_SKB", "BPF_SK_SKB_STREAM_VERDICT", "SK_SKB"),
-    ("lwt_in", "BPF_PROG_TYPE_LWT_IN", None, "LWT"),
-    ("netfilter", "BPF_PROG_TYPE_NETFILTER", "BPF_NETFILTER", "NETFILTER"),
-)
+#: What loading a minimal program of a type needs besides the type: its expected
+#: attach type. Tracing programs attach to the sys_enter raw tracepoint (tp_btf):
+#: they need no trampoline.
+_EXPECTED_ATTACH = {
+    "tracing": "BPF_TRACE_RAW_TP",
+    "cgroup_skb": "BPF_CGROUP_INET_INGRESS",
+    "sk_skb": "BPF_SK_SKB_STREAM_VERDICT",
+    "netfilter": "BPF_NETFILTER",
+}
+#: Hooks not probed: a struct_ops program loads only with a struct_ops map, and
+#: the common hook is no program type's own.
+_UNPROBED_HOOKS = ("STRUCT_OPS", "COMMON")
+#: Program types that joined a hook, probed on their own to see that for real.
+_JOINED_PROBED = ("tracepoint",)
+
+
+def _probe_types() -> tuple[tuple[str, str, str | None, str], ...]:
+    firsts = [t for h, t in hook_prog_types().items() if h not in _UNPROBED_HOOKS]
+    return tuple(
+        (t, f"BPF_PROG_TYPE_{t.upper()}", _EXPECTED_ATTACH.get(t), PROG_TYPE_HOOK[t].hook)
+        for t in [*firsts, *_JOINED_PROBED]
+    )
+
+
+#: One program type per kfunc hook of :data:`kfunc.kernel_api.hooks.PROG_TYPE_HOOK`
+#: (the first that has it), and ``tracepoint``: (libbpf name, BPF_PROG_TYPE_*,
+#: expected attach type BPF_* or None, kfunc hook).
+PROBE_TYPES = _probe_types()
 _TRACE_TARGET = "btf_trace_sys_enter"
 _BPF_PSEUDO_KFUNC_CALL = 2
 _BPF_F_SLEEPABLE = 1 << 4
@@ -311,10 +321,11 @@ def _expand(by_type: dict[str, bool | None]) -> dict[str, bool]:
         if verdict is None:
             continue
         out[name] = verdict
-        hook = PROG_TYPE_HOOK[name][0]
-        if name != "tracepoint":
+        hook = PROG_TYPE_HOOK[name].hook
+        if name not in _JOINED_PROBED:
             hook_verdict[hook] = verdict
-    for ptype, (hook, _since) in PROG_TYPE_HOOK.items():
+    for ptype, entry in PROG_TYPE_HOOK.items():
+        hook = entry.hook
         if ptype not in out and ptype not in ("tracepoint", "perf_event") and hook in hook_verdict:
             out[ptype] = hook_verdict[hook]
     if "tracepoint" in out:

@@ -1,15 +1,16 @@
 """Version shims: what a generated module needs to build on every kernel from 6.1 on,
 and the rules for what cannot be shimmed.
 
-The kfunc API moved three times between 6.1 and 6.9 (``__bpf_kfunc`` in 6.3,
-``__bpf_kfunc_start_defs()`` in 6.7, ``BTF_KFUNCS_START`` in 6.9); each has a
-fallback that older kernels understand. Flags are different: a flag a kernel
-lacks changes what the verifier enforces, so a flag is shimmed only where the
-fallback keeps calls working (KF_RCU: before 6.2 the verifier checks no
-pointer provenance at all, and the kfunc must cope; KF_FASTCALL is a hint),
-with a warning that says what is lost; the rest are an error on kernels
-without them. Newer kernels drop flags too: 7.0 made KF_TRUSTED_ARGS the
-default for every kfunc, so from 7.0 on it is defined as 0 (nothing is lost).
+The kfunc API moved three times between 6.1 and 6.9 (``__bpf_kfunc``,
+``__bpf_kfunc_start_defs()``, ``BTF_KFUNCS_START``: :mod:`kfunc.kernel_api.macros`
+has each with its release); each has a fallback that older kernels understand.
+Flags (:mod:`kfunc.kernel_api.flags`) are different: a flag a kernel lacks
+changes what the verifier enforces, so a flag is shimmed only where the
+fallback keeps calls working (KF_RCU: before it the verifier checks no pointer
+provenance at all, and the kfunc must cope; KF_FASTCALL is a hint), with a
+warning that says what is lost; the rest are an error on kernels without them.
+Newer kernels drop flags too: once KF_TRUSTED_ARGS became the default for every
+kfunc, it is defined as 0 (nothing is lost).
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from dataclasses import dataclass
 
 from kfunc.kernel_api.flags import KF_FLAGS
 from kfunc.kernel_api.hooks import PROG_TYPE_HOOK, kfunc_hook_missing
+from kfunc.kernel_api.macros import KFUNC_API, KfuncApi
 from kfunc.kernel_api.version import KernelVersion
 from kfunc.spec import ModuleSpec
 
 __all__ = [
     "API_SHIMS",
     "FLAG_SHIMS",
-    "KFUNC_API",
     "OLDEST",
-    "KfuncApi",
     "Verdict",
     "api_missing",
     "api_shims",
@@ -41,67 +41,11 @@ __all__ = [
 OLDEST = KernelVersion(6, 1)
 
 
-@dataclass(frozen=True)
-class KfuncApi:
-    """Macros of the kfunc API that arrived together: the release, the upstream
-    commit that brought them (hash and title), and the fallback that older
-    kernels understand."""
-
-    names: tuple[str, ...]
-    since: KernelVersion
-    change: str
-    fallback: str
-
-
-#: The kfunc API as of 6.9, name by name, with the release of each.
-KFUNC_API: tuple[KfuncApi, ...] = (
-    KfuncApi(
-        ("__bpf_kfunc",),
-        KernelVersion(6, 3),
-        "57e7c169cd6a bpf: Add __bpf_kfunc tag for marking kernel functions as kfuncs",
-        "#define __bpf_kfunc __used noinline\n",
-    ),
-    KfuncApi(
-        ("__bpf_kfunc_start_defs", "__bpf_kfunc_end_defs"),
-        KernelVersion(6, 7),
-        "391145ba2acc bpf: Add __bpf_kfunc_{start,end}_defs macros",
-        "#define __bpf_kfunc_start_defs()\t\t\t\t\t\\\n"
-        "\t__diag_push();\t\t\t\t\t\t\t\\\n"
-        '\t__diag_ignore_all("-Wmissing-prototypes",\t\t\t\\\n'
-        '\t\t\t  "Global kfuncs as their definitions will be in BTF")\n'
-        "#define __bpf_kfunc_end_defs() __diag_pop()\n",
-    ),
-    KfuncApi(
-        ("__bpf_hook_start", "__bpf_hook_end"),
-        KernelVersion(6, 7),
-        "15fb6f2b6c4c bpf: Add __bpf_hook_{start,end} macros",
-        "#define __bpf_hook_start()\t\t\t\t\t\t\\\n"
-        "\t__diag_push();\t\t\t\t\t\t\t\\\n"
-        '\t__diag_ignore_all("-Wmissing-prototypes",\t\t\t\\\n'
-        '\t\t\t  "Global functions as their definitions will be in vmlinux BTF")\n'
-        "#define __bpf_hook_end() __diag_pop()\n",
-    ),
-    KfuncApi(
-        ("BTF_KFUNCS_START", "BTF_KFUNCS_END"),
-        KernelVersion(6, 9),
-        "2747e0ee57c2 bpf: btf: Add BTF_KFUNCS_START/END macro pair",
-        "#define BTF_KFUNCS_START(name) BTF_SET8_START(name)\n"
-        "#define BTF_KFUNCS_END(name) BTF_SET8_END(name)\n",
-    ),
-    KfuncApi(
-        ("BTF_SET8_KFUNCS",),
-        KernelVersion(6, 9),
-        "bpf: btf: Support flags for BTF_SET8 sets",
-        "#define BTF_SET8_KFUNCS 0\t/* a set8 flag older kernels do not read */\n",
-    ),
-)
-
-
 def api_shims(apis: Iterable[KfuncApi] = KFUNC_API) -> str:
     """``#ifndef`` fallbacks for ``apis``, each marked with its release."""
     out = ["/* The kfunc API as of 6.9, for older kernels. */\n"]
     for api in apis:
-        out.append(f"#ifndef {api.names[0]}\t\t/* {api.since.series}: {api.change} */\n")
+        out.append(f"#ifndef {api.names[0]}\t\t/* {api.since.series}: {api.added} */\n")
         out.append(api.fallback)
         out.append("#endif\n")
     return "".join(out)
@@ -191,7 +135,7 @@ def _flag_fallbacks(used: set[str]) -> list[str]:
 
 def registration_guard(prog_type: str) -> KernelVersion | None:
     """The release from which registering kfuncs for ``prog_type`` works, if after OLDEST."""
-    since = PROG_TYPE_HOOK[prog_type][1]
+    since = PROG_TYPE_HOOK[prog_type].since
     return since if since is not None and since > OLDEST else None
 
 

@@ -5,60 +5,128 @@ of a program from its type (``bpf_prog_type_to_kfunc_hook()`` in
 kernel/bpf/btf.c). A program type whose hook a kernel lacks may call no kfunc
 there ("calling kernel function X is not allowed"), and registering a set for
 it fails with -EINVAL. The hooks a kernel has are its ``enum btf_kfunc_hook``,
-which its BTF shows: that is what :func:`kfunc_hook_missing` checks first. The
-release table is the fallback and the explanation a user reads.
+which its BTF shows (:func:`kfunc.kernels.facts.kfunc_hooks` reads it): that is
+what :func:`kfunc_hook_missing` checks first. The release of each entry of
+:data:`PROG_TYPE_HOOK` is the fallback and the explanation a user reads.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from kfunc.kernel_api.change import Change
 from kfunc.kernel_api.version import KernelVersion
 
-__all__ = ["MODULE_KFUNC_FEATURES", "PROG_TYPE_HOOK", "kfunc_hook_missing", "module_kfuncs_missing"]
+__all__ = [
+    "MODULE_KFUNC_FEATURES",
+    "PROG_TYPE_HOOK",
+    "ProgTypeHook",
+    "hook_prog_types",
+    "kfunc_hook_missing",
+    "module_kfuncs_missing",
+]
 
-#: What a kernel needs for kfuncs defined in modules, and the release of each:
-#: kfunc calls into module BTF through the program's fd_array (v5.16,
-#: "bpf: Enable TCP congestion control kfunc from modules" and "bpf: Add
-#: support for kfunc calls into module BTF"), and register_btf_kfunc_id_set()
-#: (v5.18, "bpf: Introduce mechanism to register kfunc sets"), which every
-#: kfunc module calls.
-MODULE_KFUNC_FEATURES: tuple[tuple[str, KernelVersion], ...] = (
-    ("module kfuncs", KernelVersion(5, 16)),
-    ("register_btf_kfunc_id_set", KernelVersion(5, 18)),
+
+@dataclass(frozen=True)
+class ProgTypeHook:
+    """The kfunc hook of a program type (libbpf's name for it): ``hook``, the
+    BTF_KFUNC_HOOK_* suffix; ``change``, what let the type call kfuncs (None
+    where kfunc does not know: the target's hook enum decides); ``joined``: the
+    type joined a hook that existed before it, so the hook enum does not show
+    the change and the release decides."""
+
+    hook: str
+    change: Change | None
+    joined: bool = False
+
+    @property
+    def since(self) -> KernelVersion | None:
+        return self.change.release if self.change else None
+
+
+#: register_btf_kfunc_id_set() and the first hooks (XDP, TC, STRUCT_OPS).
+_SETS = Change(
+    KernelVersion(5, 18), "bpf: Populate kfunc BTF ID sets in struct btf", "dee872e124e8"
+)
+_TRACING = Change(
+    KernelVersion(5, 19), "bpf: Allow kfunc in tracing and syscall programs.", "979497674e63"
+)
+_SKB = Change(KernelVersion(6, 4), "bpf: Add skb dynptrs", "b5964b968ac6")
+_NETFILTER = Change(
+    KernelVersion(6, 4),
+    "bpf: minimal support for programs hooked into netfilter framework",
+    "fd9c663b9ad6",
+)
+_TRACING_612 = Change(
+    KernelVersion(6, 12), "tracepoint and perf_event programs share the tracing kfunc hook"
+)
+# 7.3's bpf_prog_type_to_kfunc_hook() maps raw tracepoints to the tracing hook
+# and sock_ops to the cgroup one; 6.12's maps neither (the releases between were
+# not read: 7.3 is the first kfunc knows of).
+_SEEN_73 = Change(KernelVersion(7, 3), "first seen in Debian's 7.3 kernel/bpf/btf.c")
+
+#: What a kernel needs for kfuncs defined in modules: kfunc calls into module
+#: BTF through the program's fd_array, and register_btf_kfunc_id_set(), which
+#: every kfunc module calls.
+MODULE_KFUNC_FEATURES: tuple[tuple[str, Change], ...] = (
+    (
+        "module kfuncs",
+        Change(KernelVersion(5, 16), "bpf: Enable TCP congestion control kfunc from modules"),
+    ),
+    ("register_btf_kfunc_id_set", _SETS),
 )
 
-# program type (libbpf's name) -> (BTF_KFUNC_HOOK_* suffix, release it arrived, if known)
-PROG_TYPE_HOOK: dict[str, tuple[str, KernelVersion | None]] = {
-    "xdp": ("XDP", KernelVersion(5, 18)),
-    "sched_cls": ("TC", KernelVersion(5, 18)),
-    "struct_ops": ("STRUCT_OPS", KernelVersion(5, 18)),
-    "tracing": ("TRACING", KernelVersion(5, 18)),
-    "lsm": ("TRACING", KernelVersion(5, 18)),
-    "syscall": ("SYSCALL", KernelVersion(5, 18)),
-    "cgroup_skb": ("CGROUP", None),
-    "cgroup_sock_addr": ("CGROUP", None),
-    "sched_act": ("SCHED_ACT", None),
-    "sk_skb": ("SK_SKB", None),
-    "socket_filter": ("SOCKET_FILTER", None),
-    "lwt_in": ("LWT", None),
-    "lwt_out": ("LWT", None),
-    "lwt_xmit": ("LWT", None),
-    "lwt_seg6local": ("LWT", None),
-    "netfilter": ("NETFILTER", None),
-    "kprobe": ("KPROBE", KernelVersion(6, 10)),
+#: program type (libbpf's name) -> its kfunc hook, in the order the hooks arrived.
+PROG_TYPE_HOOK: dict[str, ProgTypeHook] = {
+    "xdp": ProgTypeHook("XDP", _SETS),
+    "sched_cls": ProgTypeHook("TC", _SETS),
+    "struct_ops": ProgTypeHook("STRUCT_OPS", _SETS),
+    "tracing": ProgTypeHook("TRACING", _TRACING),
+    # LSM programs share the tracing hook (6.1 maps them; since when, kfunc has not read).
+    "lsm": ProgTypeHook("TRACING", None),
+    "syscall": ProgTypeHook("SYSCALL", _TRACING),
     # A set registered for BPF_PROG_TYPE_UNSPEC goes to the common hook, whose
-    # kfuncs every program type may call (v6.2, cfe1456440c8 "bpf: Add support for
-    # kfunc set with common btf_ids"); before it, UNSPEC had no hook and
+    # kfuncs every program type may call; before it, UNSPEC had no hook and
     # registering failed.
-    "unspec": ("COMMON", KernelVersion(6, 2)),
-    # These share the tracing hook, from 6.12 on: the enum does not show it.
-    "tracepoint": ("TRACING", KernelVersion(6, 12)),
-    "perf_event": ("TRACING", KernelVersion(6, 12)),
-    # 7.3's bpf_prog_type_to_kfunc_hook() maps raw tracepoints to the tracing hook
-    # and sock_ops to the cgroup one; 6.12's maps neither (the releases between were
-    # not read: 7.3 is the first kfunc knows of).
-    "raw_tracepoint": ("TRACING", KernelVersion(7, 3)),
-    "sock_ops": ("CGROUP", KernelVersion(7, 3)),
+    "unspec": ProgTypeHook(
+        "COMMON",
+        Change(
+            KernelVersion(6, 2),
+            "bpf: Add support for kfunc set with common btf_ids",
+            "cfe1456440c8",
+        ),
+    ),
+    # bpf_dynptr_from_skb() brought hooks for the skb program types. The cgroup
+    # one was CGROUP_SKB at first; 6.12 and 7.3 name it CGROUP, and
+    # cgroup_sock_addr has it there (from a release kfunc has not read).
+    "cgroup_skb": ProgTypeHook("CGROUP", _SKB),
+    "cgroup_sock_addr": ProgTypeHook("CGROUP", None),
+    "sched_act": ProgTypeHook("SCHED_ACT", _SKB),
+    "sk_skb": ProgTypeHook("SK_SKB", _SKB),
+    "socket_filter": ProgTypeHook("SOCKET_FILTER", _SKB),
+    "lwt_in": ProgTypeHook("LWT", _SKB),
+    "lwt_out": ProgTypeHook("LWT", _SKB),
+    "lwt_xmit": ProgTypeHook("LWT", _SKB),
+    "lwt_seg6local": ProgTypeHook("LWT", _SKB),
+    "netfilter": ProgTypeHook("NETFILTER", _NETFILTER),
+    "kprobe": ProgTypeHook(
+        "KPROBE", Change(KernelVersion(6, 10), "bpf: Add support for kprobe session context")
+    ),
+    "tracepoint": ProgTypeHook("TRACING", _TRACING_612, joined=True),
+    "perf_event": ProgTypeHook("TRACING", _TRACING_612, joined=True),
+    "raw_tracepoint": ProgTypeHook("TRACING", _SEEN_73, joined=True),
+    "sock_ops": ProgTypeHook("CGROUP", _SEEN_73, joined=True),
 }
+
+
+def hook_prog_types() -> dict[str, str]:
+    """Each kfunc hook and the first program type of :data:`PROG_TYPE_HOOK` that
+    has it (``{"XDP": "xdp", "TC": "sched_cls", ...}``); joined types left out."""
+    first: dict[str, str] = {}
+    for prog_type, entry in PROG_TYPE_HOOK.items():
+        if not entry.joined:
+            first.setdefault(entry.hook, prog_type)
+    return first
 
 
 def kfunc_hook_missing(
@@ -72,17 +140,18 @@ def kfunc_hook_missing(
     entry = PROG_TYPE_HOOK.get(prog_type)
     if entry is None:
         return f"{prog_type} programs may not call kfuncs on any kernel"
-    hook, since = entry
-    if prog_type in ("tracepoint", "perf_event", "raw_tracepoint", "sock_ops") or hooks is None:
+    since = entry.since
+    if entry.joined or hooks is None:
         allowed = since is None or version >= since
     else:
-        allowed = hook in hooks
+        allowed = entry.hook in hooks
     if allowed:
         return None
-    if prog_type == "unspec":
+    if prog_type == "unspec" and since is not None:
         return (
             f"BPF_PROG_TYPE_UNSPEC registers a set for every program type (the common kfunc "
-            f"hook, BTF_KFUNC_HOOK_COMMON), which arrived in Linux 6.2: {version} has no such hook"
+            f"hook, BTF_KFUNC_HOOK_COMMON), which arrived in Linux {since.series}: {version} "
+            "has no such hook"
         )
     when = f"only from Linux {since.series} on" if since else f"not on Linux {version}"
     return f"{prog_type} programs may call kfuncs {when} (no kfunc hook for them in {version})"
@@ -90,4 +159,4 @@ def kfunc_hook_missing(
 
 def module_kfuncs_missing(version: KernelVersion) -> tuple[str, KernelVersion] | None:
     """The first feature of MODULE_KFUNC_FEATURES a kernel of ``version`` lacks, if any."""
-    return next(((n, v) for n, v in MODULE_KFUNC_FEATURES if version < v), None)
+    return next(((n, c.release) for n, c in MODULE_KFUNC_FEATURES if version < c.release), None)

@@ -29,7 +29,7 @@ from typing import Any
 
 from kfunc.cache import cache_dir, disk_usage
 from kfunc.errors import KernelNotFoundError, UnsupportedFeatureError
-from kfunc.kernel_api.hooks import module_kfuncs_missing
+from kfunc.kernel_api.hooks import MODULE_KFUNC_FEATURES, module_kfuncs_missing
 from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels import debian
 from kfunc.kernels.apt import Apt, host_apt, private_apt
@@ -252,6 +252,9 @@ def _distro(release: str) -> str | None:
     return _ABI_DISTRO.get(m["abi"]) if m["abi"] else _DISTRO.get(m["deb"])
 
 
+_MODULE_NEEDS = " and ".join(f"{n} ({c.release.series})" for n, c in MODULE_KFUNC_FEATURES)
+
+
 def _refuse_old(name: str) -> None:
     """UnsupportedFeatureError for a kernel named ``name`` that predates module kfuncs."""
     try:
@@ -265,8 +268,7 @@ def _refuse_old(name: str) -> None:
             feature,
             since.series,
             f"{name} ({version.series})" if name != version.series else name,
-            f"kfunc's modules need module kfuncs (5.16) and register_btf_kfunc_id_set (5.18): "
-            f"target {' or '.join(SERIES)}",
+            f"kfunc's modules need {_MODULE_NEEDS}: target {' or '.join(SERIES)}",
         )
 
 
