@@ -266,7 +266,7 @@ def test_kfunc_helpers(vmlinux: BTF) -> None:
     assert ksym_extern(vmlinux, acquire) == (
         "extern struct task_struct *bpf_task_acquire(struct task_struct *p) __ksym;"
     )
-    assert ksym_extern(vmlinux, acquire, weak=True).endswith(") __weak __ksym;")
+    assert ksym_extern(vmlinux, acquire, weak=True).endswith(") __ksym __weak;")
     assert vmlinux.find("bpf_task_acquire", Struct) is None
     assert vmlinux.find("no_such_type_anywhere") is None
 

@@ -4,13 +4,14 @@ kernels and modules, and the 6.1 -> 6.12 API difference."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import modules_dir
+from conftest import modules_dir, require
 from test_btf import libbpf_declarations
 
 from kfunc.apidiff import diff_inventories
@@ -122,11 +123,40 @@ def test_header_for_host_kfuncs(host: Inventory) -> None:
     assert "extern struct task_struct *bpf_task_acquire(struct task_struct *p) __ksym;" in text
     assert "extern void bpf_task_release(struct task_struct *p) __ksym;" in text
     weak = ksym_header(inv.kfuncs, weak=True)
-    assert "bpf_task_release(struct task_struct *p) __weak __ksym;" in weak
+    assert "bpf_task_release(struct task_struct *p) __ksym __weak;" in weak
     with pytest.raises(KfuncError, match="no kfunc bpf_nope"):
         host.select(names=["bpf_nope"])
     with pytest.raises(KfuncError, match="no kfuncs owned by 'nf_conntrack'"):
         host.select(module="nf_conntrack")
+
+
+@pytest.mark.host
+def test_weak_header_loads_where_a_kfunc_is_missing(host: Inventory, tmp_path: Path) -> None:
+    """The weak header is C that clang and libbpf take: a kfunc the kernel has
+    resolves, one it lacks is NULL (``bpf_ksym_exists()``), and the program loads."""
+    require(os.geteuid() == 0, "loading BPF programs needs root")
+    require(shutil.which("clang") is not None, "clang is needed")
+    from kfunc.clang import compile_bpf
+    from kfunc.libbpf import BpfObject, write_vmlinux_h
+
+    missing = Kfunc("kfunc_no_such_kfunc", "int kfunc_no_such_kfunc(int x)", "vmlinux", None,
+                    (), SOURCE_DECL_TAG)  # fmt: skip
+    kfuncs = host.select(names=["bpf_task_release"]).kfuncs
+    (tmp_path / "kfuncs.h").write_text(ksym_header([*kfuncs, missing], weak=True))
+    write_vmlinux_h(SYS_VMLINUX, tmp_path / "vmlinux.h")
+    src = tmp_path / "weak.bpf.c"
+    src.write_text(
+        '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include "kfuncs.h"\n'
+        "#ifndef bpf_ksym_exists /* libbpf < 1.2 */\n#define bpf_ksym_exists(sym) (!!sym)\n#endif\n"
+        'SEC("syscall") int weak(void *ctx)\n'
+        "{ return (bpf_ksym_exists(bpf_task_release) ? 10 : 0) +\n"
+        "         (bpf_ksym_exists(kfunc_no_such_kfunc) ? 1 : 2); }\n"
+        'char LICENSE[] SEC("license") = "GPL";\n'
+    )
+    obj = compile_bpf(src, tmp_path / "weak.bpf.o", include_dirs=[tmp_path])
+    with BpfObject(obj) as loaded:
+        loaded.load()
+        assert loaded.programs["weak"].test_run().retval == 12
 
 
 # --- .BTF_ids: the scan against symbols ----------------------------------------

@@ -808,7 +808,7 @@ def _check_call(
                         f"{subject} declared as `{mine}`, but {kfunc.owner} on {view.name} has "
                         f"`{kfunc.prototype}`: libbpf will say 'func_proto [N] incompatible with "
                         "kernel [M]'",
-                        f"declare it as the kernel does: extern {kfunc.prototype} __ksym; "
+                        f"declare it as the kernel does: {kfunc.extern()} "
                         f"(`kfunc header --kfunc {call.kfunc}`); a struct must be defined, not "
                         "only forward-declared",
                     )
@@ -820,7 +820,7 @@ def _check_call(
                             "warning",
                             f"{subject}: {w}; libbpf accepts it, the value is truncated or "
                             "extended",
-                            f"declare it as the kernel does: extern {kfunc.prototype} __ksym;",
+                            f"declare it as the kernel does: {kfunc.extern()}",
                         )
                     )
     allowed, by, finding = (None, None, None)

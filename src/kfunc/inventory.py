@@ -101,8 +101,11 @@ class Kfunc(NamedTuple):
     source: str
 
     def extern(self, weak: bool = False) -> str:
-        """``extern <prototype> __ksym;`` (``__weak __ksym`` with ``weak``)."""
-        return f"extern {self.prototype} {'__weak __ksym' if weak else '__ksym'};"
+        """``extern <prototype> __ksym;`` (``__ksym __weak`` with ``weak``): see
+        :func:`kfunc.btf.render.ksym_declaration`."""
+        from kfunc.btf.render import ksym_declaration
+
+        return ksym_declaration(self.prototype, weak)
 
     def to_dict(self) -> dict[str, Any]:
         return {

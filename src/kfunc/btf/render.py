@@ -15,7 +15,7 @@ from kfunc.btf import types as t
 from kfunc.btf.parse import BTF
 from kfunc.errors import BTFError
 
-__all__ = ["declaration", "func_prototype", "ksym_extern", "type_name"]
+__all__ = ["declaration", "func_prototype", "ksym_declaration", "ksym_extern", "type_name"]
 
 # Longest modifier/pointer/array chain and deepest function-pointer nesting
 # accepted before calling the BTF cyclic; real kernels stay far below.
@@ -54,12 +54,19 @@ def func_prototype(btf: BTF, func: t.Func) -> str:
     return declaration(btf, func.type, func.name)
 
 
+def ksym_declaration(prototype: str, weak: bool = False) -> str:
+    """The BPF-side declaration of the kfunc ``prototype`` (``u64 f(u32 a)``):
+    ``extern u64 f(u32 a) __ksym;``, and with ``weak`` ``extern u64 f(u32 a) __ksym
+    __weak;``, which loads where the kernel lacks the kfunc (test it with
+    ``bpf_ksym_exists()``). The one spelling kfunc writes: libbpf's selftests and
+    bpf_experimental.h put ``__weak`` after ``__ksym``."""
+    return f"extern {prototype} __ksym{' __weak' if weak else ''};"
+
+
 def ksym_extern(btf: BTF, func: t.Func, weak: bool = False) -> str:
-    """The BPF-side declaration of a kfunc:
-    ``extern u64 bpf_kfunc_call_test(u32 a, u64 b, u32 c, u64 d) __ksym;``
-    (``__weak __ksym`` with ``weak``, as bpftool writes them into vmlinux.h)."""
-    attrs = "__weak __ksym" if weak else "__ksym"
-    return f"extern {func_prototype(btf, func)} {attrs};"
+    """:func:`ksym_declaration` of a kfunc of ``btf``:
+    ``extern u64 bpf_kfunc_call_test(u32 a, u64 b, u32 c, u64 d) __ksym;``."""
+    return ksym_declaration(func_prototype(btf, func), weak)
 
 
 class _Renderer:

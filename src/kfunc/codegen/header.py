@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from kfunc.btf.render import ksym_declaration
 from kfunc.spec import ModuleSpec
 
 __all__ = ["render_bpf_header", "render_bpf_header_from_btf"]
@@ -77,10 +78,7 @@ def render_bpf_header(spec: ModuleSpec) -> str:
     out; that it has some brings ``__kfunc_kptr``)."""
     kfuncs = [k for k in spec.kfuncs if not k.dtor_for]
     structs = sorted({s for k in kfuncs for s in re.findall(r"\bstruct\s+(\w+)", k.proto)})
-    body = [
-        f"extern {k.proto.strip().rstrip(';')} __ksym{' __weak' if k.optional else ''};"
-        for k in kfuncs
-    ]
+    body = [ksym_declaration(k.proto.strip().rstrip(";"), k.optional) for k in kfuncs]
     has_dtor = any(k.dtor_for for k in spec.kfuncs)
     return _frame(spec.name, body, structs, any(k.optional for k in kfuncs), kptr=has_dtor)
 
