@@ -3,7 +3,7 @@
 Kernels say which functions are kfuncs in two ways, and kfunc reads both:
 
 - BTF decl tags: pahole >= 1.27 tags each kfunc's FUNC with ``bpf_kfunc``
-  (Linux 6.11). The tags carry no KF_* flags.
+  (:mod:`kfunc.kernel_api.btf_tags`). The tags carry no KF_* flags.
 - The kfunc ID sets in ``.BTF_ids`` (``BTF_KFUNCS_START``, before 6.9
   ``BTF_SET8_START``): a ``btf_id_set8`` of (BTF id, KF_* flags) pairs that
   ``resolve_btfids`` filled in. Module sets are found by their
@@ -39,6 +39,7 @@ from kfunc.btf.kernel import SYS_BTF
 from kfunc.cache import cache_dir, file_identity, read_json, record_name, write_json
 from kfunc.errors import BTFError, ELFError, KfuncError
 from kfunc.inputs import check_file, os_error, read_bytes, read_head
+from kfunc.kernel_api.btf_tags import KFUNC_DECL_TAG
 
 if TYPE_CHECKING:
     from kfunc.btf.parse import BTF
@@ -81,7 +82,6 @@ HOST = "host"
 SOURCE_DECL_TAG = "decl_tag"
 SOURCE_BTF_IDS = "btf_ids"
 SOURCE_BOTH = "decl_tag+btf_ids"
-KFUNC_TAG = "bpf_kfunc"
 
 #: Bumped whenever what an inventory holds changes, to invalidate caches.
 _CACHE_VERSION = 2  # 2: decl tags merged with the .BTF_ids sets' flags
@@ -262,7 +262,7 @@ def tagged_kfuncs(btf: BTF, owner: str) -> list[Kfunc]:
 
     return [
         Kfunc(f.name, func_prototype(btf, f), owner, None, (), SOURCE_DECL_TAG)
-        for f in btf.funcs(KFUNC_TAG)
+        for f in btf.funcs(KFUNC_DECL_TAG)
     ]
 
 

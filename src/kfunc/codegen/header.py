@@ -4,8 +4,8 @@ The header is meant to be included after vmlinux.h. Optional kfuncs are
 declared ``__weak``, so a program can test for them with ``bpf_ksym_exists()``,
 which the header defines where the installed libbpf (< 1.2) lacks it. A module
 with destructors gets ``__kfunc_kptr``, the tag that makes a map value's
-pointer a referenced kptr on the target: ``kptr_ref`` before 6.4, ``kptr``
-since (v6.4 renamed them; libbpf's ``__kptr`` means one or the other
+pointer a referenced kptr on the target (its tag was renamed once, see
+:mod:`kfunc.kernel_api.btf_tags`; libbpf's ``__kptr`` means one or the other
 depending on its own version, not the kernel's).
 """
 
@@ -14,6 +14,11 @@ from __future__ import annotations
 import re
 
 from kfunc.btf.render import ksym_declaration
+from kfunc.kernel_api.btf_tags import (
+    REFERENCED_KPTR_RENAMED,
+    REFERENCED_KPTR_TAG,
+    REFERENCED_KPTR_TAG_BEFORE,
+)
 from kfunc.spec import ModuleSpec
 
 __all__ = ["render_bpf_header", "render_bpf_header_from_btf"]
@@ -31,14 +36,17 @@ _KSYM_EXISTS = """\
 
 # The tag of a referenced kptr: the map value owns a reference and the
 # module's destructor drops it when the map goes. KFUNC_TARGET_VERSION is set
-# by kfunc build; without it, the current name.
-_KPTR = """\
+# by kfunc build (libbpf's KERNEL_VERSION() of the target); without it, the
+# current name.
+_RENAMED = REFERENCED_KPTR_RENAMED.release
+_RENAMED_CODE = f"{(_RENAMED.major << 16) + (_RENAMED.minor << 8):#08x}"
+_KPTR = f"""\
 /* A map value's pointer that owns a reference to a kfunc object (a kptr: set
  * with bpf_kptr_xchg(), dropped by the module's destructor with the map). */
-#if defined(KFUNC_TARGET_VERSION) && KFUNC_TARGET_VERSION < 0x060400
-#define __kfunc_kptr __attribute__((btf_type_tag("kptr_ref")))
+#if defined(KFUNC_TARGET_VERSION) && KFUNC_TARGET_VERSION < {_RENAMED_CODE}
+#define __kfunc_kptr __attribute__((btf_type_tag("{REFERENCED_KPTR_TAG_BEFORE}")))
 #else
-#define __kfunc_kptr __attribute__((btf_type_tag("kptr")))
+#define __kfunc_kptr __attribute__((btf_type_tag("{REFERENCED_KPTR_TAG}")))
 #endif
 """
 

@@ -10,8 +10,13 @@ brought it and the upstream commit (see :class:`~kfunc.kernel_api.change.Change`
   set8 flag of ``BTF_KFUNCS_START``.
 - :mod:`~kfunc.kernel_api.macros`: the macros a kfunc module is written with
   (``__bpf_kfunc``, ``__bpf_kfunc_start_defs``, ``BTF_KFUNCS_START`` ...).
+- :mod:`~kfunc.kernel_api.btf_tags`: the ``bpf_kfunc`` decl tag and the type
+  tag of a referenced kptr.
 - :mod:`~kfunc.kernel_api.renames`: functions programs attach to that upstream
   renamed.
+
+Where kfunc found no commit for a fact, its :class:`Change` has no hash and
+its title says where the fact was read (a Debian kernel's headers or source).
 
 This package only states facts and the rules that follow from them: it reads
 no kernel. What a given target has (its hook enum, its headers' macros, its

@@ -2,7 +2,7 @@
 
 Flags are the second word of each ``BTF_ID_FLAGS()`` pair in a ``btf_id_set8``
 in ``.BTF_ids``. Bit values have not been reused across releases: a bit that
-was dropped (KF_KPTR_GET, v6.4) stays free, so one table decodes any kernel.
+was dropped (KF_KPTR_GET) stays free, so one table decodes any kernel.
 Checked against btf.h of Debian's 6.1.192, 6.12.117, 7.2.13 and 7.3.4 and upstream
 patches.
 """
@@ -14,12 +14,21 @@ from typing import NamedTuple
 from kfunc.kernel_api.change import Change
 from kfunc.kernel_api.version import KernelVersion
 
-__all__ = ["BTF_SET8_KFUNCS", "KF_FLAGS", "KfFlag", "kf_flag_names", "kf_flag_value"]
+__all__ = [
+    "BTF_SET8_KFUNCS",
+    "BTF_SET8_KFUNCS_ADDED",
+    "KF_FLAGS",
+    "KfFlag",
+    "kf_flag_names",
+    "kf_flag_value",
+]
 
-#: btf_id_set8.flags bit set by BTF_KFUNCS_START (v6.9, commit 79b47344bbc5 "bpf:
-#: btf: Support flags for BTF_SET8 sets"); resolve_btfids and pahole use it to
-#: tell kfunc sets from other set8s.
+#: btf_id_set8.flags bit set by BTF_KFUNCS_START; resolve_btfids and pahole use
+#: it to tell kfunc sets from other set8s.
 BTF_SET8_KFUNCS = 1 << 0
+BTF_SET8_KFUNCS_ADDED = Change(
+    KernelVersion(6, 9), "bpf: btf: Support flags for BTF_SET8 sets", "79b47344bbc5"
+)
 
 
 class KfFlag(NamedTuple):
@@ -59,7 +68,7 @@ def _v(release: str, title: str, commit: str | None = None) -> Change:
 
 _FLAGS_INFRA = _v("6.0", "bpf: Switch to new kfunc flags infrastructure", "a4703e318432")
 _ITERATORS = _v("6.4", "bpf: add iterator kfuncs registration and validation logic", "215bf4962f6c")
-_ARENA = _v("6.15", "KF_ARENA_RET, KF_ARENA_ARG1, KF_ARENA_ARG2 in include/linux/btf.h")
+_ARENA = _v("6.15", "bpf: define KF_ARENA_* flags for bpf_arena kfuncs", "ea145d530a2d")
 
 KF_FLAGS: tuple[KfFlag, ...] = (
     KfFlag("KF_ACQUIRE", 0, _FLAGS_INFRA),
@@ -77,24 +86,48 @@ KF_FLAGS: tuple[KfFlag, ...] = (
         "KF_TRUSTED_ARGS",
         4,
         _v("6.0", "bpf: Add support for forcing kfunc args to be trusted", "56e948ffc098"),
-        dropped=_v("7.0", "Trusted args default (kernel-patches/bpf PR #10544)"),
+        dropped=_v("7.0", "bpf: Make KF_TRUSTED_ARGS the default for all kfuncs", "1a5c01d2508a"),
         became_default=True,
     ),
-    KfFlag("KF_SLEEPABLE", 5, _v("6.1", "KF_SLEEPABLE in include/linux/btf.h")),
+    KfFlag(
+        "KF_SLEEPABLE",
+        5,
+        _v(
+            "6.1",
+            "btf: Add a new kfunc flag which allows to mark a function to be sleepable",
+            "fa96b24204af",
+        ),
+    ),
     KfFlag("KF_DESTRUCTIVE", 6, _v("6.1", "bpf: add destructive kfunc flag", "4dd48c6f1f83")),
-    KfFlag("KF_RCU", 7, _v("6.2", "KF_RCU in include/linux/btf.h")),
+    KfFlag("KF_RCU", 7, _v("6.2", "bpf: Handle MEM_RCU type properly", "fca1aa75518c")),
     KfFlag("KF_ITER_NEW", 8, _ITERATORS),
     KfFlag("KF_ITER_NEXT", 9, _ITERATORS),
     KfFlag("KF_ITER_DESTROY", 10, _ITERATORS),
-    KfFlag("KF_RCU_PROTECTED", 11, _v("6.7", "KF_RCU_PROTECTED in include/linux/btf.h")),
-    KfFlag("KF_FASTCALL", 12, _v("6.13", "KF_FASTCALL in include/linux/btf.h")),
+    KfFlag(
+        "KF_RCU_PROTECTED",
+        11,
+        _v(
+            "6.7",
+            "bpf: teach the verifier to enforce css_iter and task_iter in RCU CS",
+            "dfab99df147b",
+        ),
+    ),
+    KfFlag(
+        "KF_FASTCALL",
+        12,
+        _v(
+            "6.13",
+            "bpf: use KF_FASTCALL to mark kfuncs supporting fastcall contract",
+            "f49520133c3a",
+        ),
+    ),
     KfFlag("KF_ARENA_RET", 13, _ARENA),
     KfFlag("KF_ARENA_ARG1", 14, _ARENA),
     KfFlag("KF_ARENA_ARG2", 15, _ARENA),
-    KfFlag("KF_IMPLICIT_ARGS", 16, _v("7.0", "KF_IMPLICIT_ARGS in include/linux/btf.h")),
-    # In Debian's 7.3.4 btf.h, not in its 7.2.13 one.
-    KfFlag("KF_SPINLOCK_SAFE", 17, _v("7.3", "KF_SPINLOCK_SAFE in include/linux/btf.h")),
-    KfFlag("KF_PERFMON", 18, _v("7.3", "KF_PERFMON in include/linux/btf.h")),
+    KfFlag("KF_IMPLICIT_ARGS", 16, _v("7.0", "bpf: Verifier support for KF_IMPLICIT_ARGS")),
+    # Commits not found: both are in Debian's 7.3.4 btf.h, not in its 7.2.13 one.
+    KfFlag("KF_SPINLOCK_SAFE", 17, _v("7.3", "KF_SPINLOCK_SAFE in Debian's 7.3.4 btf.h")),
+    KfFlag("KF_PERFMON", 18, _v("7.3", "KF_PERFMON in Debian's 7.3.4 btf.h")),
 )
 
 _BY_BIT = {f.bit: f for f in KF_FLAGS}

@@ -110,7 +110,8 @@ PROG_TYPE_HOOK: dict[str, ProgTypeHook] = {
     "lwt_seg6local": ProgTypeHook("LWT", _SKB),
     "netfilter": ProgTypeHook("NETFILTER", _NETFILTER),
     "kprobe": ProgTypeHook(
-        "KPROBE", Change(KernelVersion(6, 10), "bpf: Add support for kprobe session context")
+        "KPROBE",
+        Change(KernelVersion(6, 10), "bpf: Add support for kprobe session context", "adf46d88ae4b"),
     ),
     "tracepoint": ProgTypeHook("TRACING", _TRACING_612, joined=True),
     "perf_event": ProgTypeHook("TRACING", _TRACING_612, joined=True),

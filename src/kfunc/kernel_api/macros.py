@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kfunc.kernel_api.change import Change
+from kfunc.kernel_api.flags import BTF_SET8_KFUNCS_ADDED
 from kfunc.kernel_api.version import KernelVersion
 
 __all__ = ["KFUNC_API", "KfuncApi"]
@@ -71,7 +72,7 @@ KFUNC_API: tuple[KfuncApi, ...] = (
     ),
     KfuncApi(
         ("BTF_SET8_KFUNCS",),
-        Change(KernelVersion(6, 9), "bpf: btf: Support flags for BTF_SET8 sets", "79b47344bbc5"),
+        BTF_SET8_KFUNCS_ADDED,
         "#define BTF_SET8_KFUNCS 0\t/* a set8 flag older kernels do not read */\n",
     ),
 )

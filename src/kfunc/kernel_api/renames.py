@@ -34,10 +34,19 @@ _V70 = KernelVersion(7, 0)
 
 # Al Viro's struct filename series (merged for 7.0) made non-consuming
 # variants of fs/namei.c's do_*() helpers under new names.
+_NAMEI_COMMITS = {
+    "renameat2": "e6d50234ccb9",
+    "linkat": "037193b0ae83",
+    "symlinkat": "da72b76aaeaa",
+    "mkdirat": "dc912db15ab1",
+    "mknodat": "88fdc2761797",
+}
+
+
 def _namei(op: str) -> Change:
     if op in ("unlinkat", "rmdir"):
         return Change(_V70, "non-consuming variants of do_{unlinkat,rmdir}()", "e50aae1d39ac")
-    return Change(_V70, f"non-consuming variant of do_{op}()")
+    return Change(_V70, f"non-consuming variant of do_{op}()", _NAMEI_COMMITS[op])
 
 
 #: Functions that programs attach to and that upstream renamed: old -> new.
