@@ -55,6 +55,15 @@ def test_generated_source_has_only_what_it_uses() -> None:
     assert "BTF_ID_FLAGS(func, gen_pid, KF_RCU)" in rcu
 
 
+def test_skb_program_types_are_guarded_before_their_hooks() -> None:
+    # sched_act and the other skb program types got a kfunc hook in 6.4 (6.1 has
+    # none: registering fails with -EINVAL), so their registration is guarded.
+    source = render_module(one(prog_types=("tracing", "sched_act")))
+    assert "#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)" in source
+    (error,) = judge(one(prog_types=("sched_act",)), V61, None).errors
+    assert "sched_act programs may call kfuncs only from Linux 6.4 on" in error[0]
+
+
 def test_destructor_is_null_safe_and_header_tags_kptrs_per_kernel() -> None:
     spec = ModuleSpec(
         "gen",
