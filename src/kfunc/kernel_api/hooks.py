@@ -58,11 +58,15 @@ _NETFILTER = Change(
     "fd9c663b9ad6",
 )
 _TRACING_612 = Change(
-    KernelVersion(6, 12), "tracepoint and perf_event programs share the tracing kfunc hook"
+    KernelVersion(6, 12),
+    "bpf: allow kfuncs within tracepoint and perf event programs",
+    "bc638d8cb5be",
 )
 # 7.3's bpf_prog_type_to_kfunc_hook() maps raw tracepoints to the tracing hook
-# and sock_ops to the cgroup one; 6.12's maps neither (the releases between were
-# not read: 7.3 is the first kfunc knows of).
+# and sock_ops to the cgroup one; 6.12's maps neither. The releases between were
+# not read (upstream's raw_tp change, "bpf: allow calling kfuncs from raw_tp
+# programs", was posted in December 2025, so 7.0 may have it): 7.3 is the first
+# kfunc knows of.
 _SEEN_73 = Change(KernelVersion(7, 3), "first seen in Debian's 7.3 kernel/bpf/btf.c")
 
 #: What a kernel needs for kfuncs defined in modules: kfunc calls into module
@@ -71,7 +75,11 @@ _SEEN_73 = Change(KernelVersion(7, 3), "first seen in Debian's 7.3 kernel/bpf/bt
 MODULE_KFUNC_FEATURES: tuple[tuple[str, Change], ...] = (
     (
         "module kfuncs",
-        Change(KernelVersion(5, 16), "bpf: Enable TCP congestion control kfunc from modules"),
+        Change(
+            KernelVersion(5, 16),
+            "bpf: Introduce BPF support for kernel module function calls",
+            "2357672c54c3",
+        ),
     ),
     ("register_btf_kfunc_id_set", _SETS),
 )
