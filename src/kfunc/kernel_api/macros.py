@@ -1,11 +1,11 @@
 """The macros a kfunc module is written with, release by release.
 
-A module marks its kfuncs ``__bpf_kfunc`` (v6.3), wraps their definitions in
-``__bpf_kfunc_start_defs()``/``__bpf_kfunc_end_defs()`` (v6.7) and lists them
-between ``BTF_KFUNCS_START``/``BTF_KFUNCS_END`` (v6.9; ``BTF_SET8_START``
-before). Each entry of :data:`KFUNC_API` carries the definition older kernels
-can be given (the kernel's own, or what it amounts to there), which is what
-:mod:`kfunc.codegen.shims` writes for them.
+A module marks its kfuncs ``__bpf_kfunc``, wraps their definitions in
+``__bpf_kfunc_start_defs()``/``__bpf_kfunc_end_defs()`` and lists them between
+``BTF_KFUNCS_START``/``BTF_KFUNCS_END`` (``BTF_SET8_START`` on older kernels).
+Each entry of :data:`KFUNC_API` carries the change that brought it and the
+definition older kernels can be given (the kernel's own, or what it amounts to
+there), which is what :mod:`kfunc.codegen.shims` writes for them.
 """
 
 from __future__ import annotations

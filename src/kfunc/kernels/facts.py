@@ -1,4 +1,8 @@
-"""What kfunc derives from a target kernel's own BTF, computed once and cached."""
+"""What kfunc derives from a target kernel's own BTF, computed once and cached.
+
+This module reads a target; what the facts it reads mean (the kfunc hooks,
+the API macros, release by release) is stated in :mod:`kfunc.kernel_api`.
+"""
 
 from __future__ import annotations
 
