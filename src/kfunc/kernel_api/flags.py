@@ -125,9 +125,13 @@ KF_FLAGS: tuple[KfFlag, ...] = (
     KfFlag("KF_ARENA_ARG1", 14, _ARENA),
     KfFlag("KF_ARENA_ARG2", 15, _ARENA),
     KfFlag("KF_IMPLICIT_ARGS", 16, _v("7.0", "bpf: Verifier support for KF_IMPLICIT_ARGS")),
-    # Commits not found: both are in Debian's 7.3.4 btf.h, not in its 7.2.13 one.
-    KfFlag("KF_SPINLOCK_SAFE", 17, _v("7.3", "KF_SPINLOCK_SAFE in Debian's 7.3.4 btf.h")),
-    KfFlag("KF_PERFMON", 18, _v("7.3", "KF_PERFMON in Debian's 7.3.4 btf.h")),
+    # Both in Debian's 7.3.4 btf.h, not in its 7.2.13 one.
+    KfFlag(
+        "KF_SPINLOCK_SAFE",
+        17,
+        _v("7.3", "bpf: Add KF_SPINLOCK_SAFE flag for kfuncs under bpf_spin_lock", "ed3b3093b624"),
+    ),
+    KfFlag("KF_PERFMON", 18, _v("7.3", "bpf: Add KF_PERFMON kfunc flag", "88ce88e933e4")),
 )
 
 _BY_BIT = {f.bit: f for f in KF_FLAGS}

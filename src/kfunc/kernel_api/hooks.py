@@ -105,10 +105,18 @@ PROG_TYPE_HOOK: dict[str, ProgTypeHook] = {
         ),
     ),
     # bpf_dynptr_from_skb() brought hooks for the skb program types. The cgroup
-    # one was CGROUP_SKB at first; 6.12 and 7.3 name it CGROUP, and
-    # cgroup_sock_addr has it there (from a release kfunc has not read).
+    # one was CGROUP_SKB at first (cgroup_sock_addr joined it in 6.7); 6.12 and
+    # 7.3 name it CGROUP.
     "cgroup_skb": ProgTypeHook("CGROUP", _SKB),
-    "cgroup_sock_addr": ProgTypeHook("CGROUP", None),
+    "cgroup_sock_addr": ProgTypeHook(
+        "CGROUP",
+        Change(
+            KernelVersion(6, 7),
+            "bpf: Add bpf_sock_addr_set_sun_path() to allow writing unix sockaddr from bpf",
+            "53e380d21441",
+        ),
+        joined=True,
+    ),
     "sched_act": ProgTypeHook("SCHED_ACT", _SKB),
     "sk_skb": ProgTypeHook("SK_SKB", _SKB),
     "socket_filter": ProgTypeHook("SOCKET_FILTER", _SKB),
