@@ -90,8 +90,11 @@ PROG_TYPE_HOOK: dict[str, ProgTypeHook] = {
     "sched_cls": ProgTypeHook("TC", _SETS),
     "struct_ops": ProgTypeHook("STRUCT_OPS", _SETS),
     "tracing": ProgTypeHook("TRACING", _TRACING),
-    # LSM programs share the tracing hook (6.1 maps them; since when, kfunc has not read).
-    "lsm": ProgTypeHook("TRACING", None),
+    "lsm": ProgTypeHook(
+        "TRACING",
+        Change(KernelVersion(6, 1), "bpf: Allow kfuncs to be used in LSM programs", "d15bf1501c75"),
+        joined=True,
+    ),
     "syscall": ProgTypeHook("SYSCALL", _TRACING),
     # A set registered for BPF_PROG_TYPE_UNSPEC goes to the common hook, whose
     # kfuncs every program type may call; before it, UNSPEC had no hook and
