@@ -73,7 +73,7 @@ def test_kfuncs_with_their_own_program_types_get_their_own_set() -> None:
         ({"kfunc": KfuncSpec("m_f", "int m_f(int a, ...)", "")}, "variable arguments"),
         ({"kfunc": KfuncSpec("m_a", "int m_a(void)", "", ("KF_MAGIC",))}, "unknown flag KF_MAGIC"),
         ({"kfunc": KfuncSpec("m_a", "int m_a(void)", "", ("KF_RELEASE",))}, "pointer argument"),
-        ({"prog_types": ("cgroup_sysctl",)}, "cannot call kfuncs"),
+        ({"prog_types": ("flow_dissector",)}, "cannot call kfuncs"),
         ({"prog_types": ()}, "no program types"),
         ({"includes": ("../../etc/passwd",)}, "is not a header path"),
         ({"includes": ("linux/slab.h>\n#include <x.h",)}, "is not a header path"),

@@ -18,6 +18,7 @@ from kfunc.kernel_api.change import Change
 from kfunc.kernel_api.version import KernelVersion
 
 __all__ = [
+    "HOOK_FORMER_NAMES",
     "MODULE_KFUNC_FEATURES",
     "PROG_TYPE_HOOK",
     "ProgTypeHook",
@@ -69,6 +70,15 @@ _TRACING_612 = Change(
 # kfunc knows of.
 _SEEN_73 = Change(KernelVersion(7, 3), "first seen in Debian's 7.3 kernel/bpf/btf.c")
 
+#: The cgroup hook was BTF_KFUNC_HOOK_CGROUP_SKB from 6.4 to 6.11; this commit
+#: renamed it and mapped every cgroup program type to it.
+_CGROUP = Change(
+    KernelVersion(6, 12), "bpf: Enable generic kfuncs for BPF_CGROUP_* programs", "67666479edf1"
+)
+
+#: hook -> the names it had before (a kernel of 6.4-6.11 shows CGROUP_SKB).
+HOOK_FORMER_NAMES: dict[str, tuple[str, ...]] = {"CGROUP": ("CGROUP_SKB",)}
+
 #: What a kernel needs for kfuncs defined in modules: kfunc calls into module
 #: BTF through the program's fd_array, and register_btf_kfunc_id_set(), which
 #: every kfunc module calls.
@@ -108,8 +118,8 @@ PROG_TYPE_HOOK: dict[str, ProgTypeHook] = {
         ),
     ),
     # bpf_dynptr_from_skb() brought hooks for the skb program types. The cgroup
-    # one was CGROUP_SKB at first (cgroup_sock_addr joined it in 6.7); 6.12 and
-    # 7.3 name it CGROUP.
+    # one was CGROUP_SKB at first (cgroup_sock_addr joined it in 6.7; the other
+    # cgroup types in 6.12, which renamed it CGROUP: HOOK_FORMER_NAMES).
     "cgroup_skb": ProgTypeHook("CGROUP", _SKB),
     "cgroup_sock_addr": ProgTypeHook(
         "CGROUP",
@@ -120,6 +130,10 @@ PROG_TYPE_HOOK: dict[str, ProgTypeHook] = {
         ),
         joined=True,
     ),
+    "cgroup_sock": ProgTypeHook("CGROUP", _CGROUP, joined=True),
+    "cgroup_device": ProgTypeHook("CGROUP", _CGROUP, joined=True),
+    "cgroup_sockopt": ProgTypeHook("CGROUP", _CGROUP, joined=True),
+    "cgroup_sysctl": ProgTypeHook("CGROUP", _CGROUP, joined=True),
     "sched_act": ProgTypeHook("SCHED_ACT", _SKB),
     "sk_skb": ProgTypeHook("SK_SKB", _SKB),
     "socket_filter": ProgTypeHook("SOCKET_FILTER", _SKB),
@@ -164,7 +178,7 @@ def kfunc_hook_missing(
     if entry.joined or hooks is None:
         allowed = since is None or version >= since
     else:
-        allowed = entry.hook in hooks
+        allowed = bool({entry.hook, *HOOK_FORMER_NAMES.get(entry.hook, ())} & hooks)
     if allowed:
         return None
     if prog_type == "unspec" and since is not None:
