@@ -48,8 +48,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.kfunc-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "deps: pip install -e .[test]"
+  echo "deps: pip install -e .[test,chart]"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test,chart]'
   touch "$stamp"
 fi

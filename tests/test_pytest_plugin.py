@@ -76,6 +76,20 @@ def test_tests_that_use_kernel_run_once_per_kernel(tmp_path: Path) -> None:
     assert kept == ["test_k.py::test_host", "test_k.py::test_own_kernel_values[mine]"]
 
 
+def test_a_conftests_own_kernel_fixture_is_left_alone(tmp_path: Path) -> None:
+    """A project whose conftest defines a ``kernel`` of its own (not kfunc's)
+    gets neither the kernel matrix nor the vm mark."""
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\n\n@pytest.fixture\ndef kernel():\n    return 'theirs'\n"
+    )
+    (tmp_path / "test_k.py").write_text("def test_a(kernel):\n    assert kernel == 'theirs'\n")
+    out = pytest_run(tmp_path, "-q", "--kernels", "6.12,6.1", "-m", "not vm")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed" in out.stdout
+    out = pytest_run(tmp_path, "--co", "-q", "--kernels", "6.12,6.1")
+    assert [line for line in out.stdout.splitlines() if "::" in line] == ["test_k.py::test_a"]
+
+
 def test_kernel_matrix_from_ini_and_environment(tmp_path: Path) -> None:
     (tmp_path / "test_k.py").write_text("def test_a(kernel):\n    pass\n")
     out = pytest_run(tmp_path, "--co", "-q")

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import struct
 import tarfile
 from pathlib import Path
@@ -289,6 +290,59 @@ def test_cli_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads((out / "s.json").read_text())
     assert [r["kfuncs"] for r in doc["releases"]] == [7, 12]
     assert _png_size(out / "s.png")[0] == 1440
+
+
+# Installed in a child as its sitecustomize: matplotlib cannot be imported, as
+# on an install without the ``chart`` extra (the import system itself refuses it).
+_NO_MATPLOTLIB = """
+import sys
+
+class _NoMatplotlib:
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoMatplotlib())
+"""
+
+
+def test_chart_without_matplotlib_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    """Without matplotlib the survey still counts; only --chart fails, at once,
+    naming matplotlib and the fix (the ``chart`` extra), before any counting."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_NO_MATPLOTLIB)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    tree = write_tree(tmp_path / "t", tree_files("6.9"))
+
+    def kfunc(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kfunc", *argv], env=env, capture_output=True, text=True,
+            cwd=tmp_path, check=False, timeout=120,
+        )  # fmt: skip
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import matplotlib"], env=env, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert probe.returncode == 1 and "No module named 'matplotlib'" in probe.stderr
+
+    ok = kfunc("survey", "--tree", str(tree), "--csv", "s.csv")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "s.csv").is_file()
+
+    failed = kfunc("survey", "--tree", str(tree), "--chart", "s.png")
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr
+    lines = [ln for ln in failed.stderr.splitlines() if ln.strip()]
+    assert lines[0].startswith("error: --chart: matplotlib is not installed"), lines
+    assert "pip install 'kfunc[chart]'" in failed.stderr
+    assert "reading" not in failed.stderr  # refused before the tree was counted
+    assert not (tmp_path / "s.png").exists()
 
 
 def test_cli_errors(capsys: pytest.CaptureFixture[str]) -> None:

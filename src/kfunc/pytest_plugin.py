@@ -18,6 +18,8 @@ Fixtures:
 ``kfunc_project`` / ``kfunc_build``
     The :class:`~kfunc.project.Project` of the test file's directory (or of
     ``@pytest.mark.kfunc_project(PATH)``), and its build for the kernel.
+``kfunc_kernel_names``
+    The kernel matrix, as a list of names.
 ``module``
     The project's module inserted (a :class:`~kfunc.vm.remote.GuestModule`),
     removed after the test.
@@ -37,7 +39,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +118,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
         if "kernel" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
             return  # the test gives its own kernel values
-    if not _ours(metafunc.definition._fixtureinfo.name2fixturedefs.get("kernel", ())):
+    if not _ours(metafunc.fixturenames):
         return  # a conftest's own `kernel` fixture
     names = kernel_names(metafunc.config)
     metafunc.parametrize("kernel", names, indirect=True, scope="session", ids=names)
@@ -126,15 +128,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
-        info = getattr(item, "_fixtureinfo", None)
-        if (callspec is not None and "kernel" in callspec.params and info is not None
-                and _ours(info.name2fixturedefs.get("kernel", ()))):  # fmt: skip
+        if (callspec is not None and "kernel" in callspec.params
+                and _ours(getattr(item, "fixturenames", ()))):  # fmt: skip
             item.add_marker(pytest.mark.vm)
 
 
-def _ours(fixturedefs: Any) -> bool:
-    """Whether the ``kernel`` fixture in force is this plugin's (the last definition wins)."""
-    return bool(fixturedefs) and getattr(fixturedefs[-1].func, "__module__", "") == __name__
+def _ours(fixturenames: Sequence[str]) -> bool:
+    """Whether the ``kernel`` fixture in force is this plugin's: only it asks for
+    :func:`kfunc_kernel_names` (pytest's public view of a test's fixture closure)."""
+    return "kernel" in fixturenames and "kfunc_kernel_names" in fixturenames
 
 
 def _require(condition: bool, reason: str) -> None:
@@ -155,7 +157,15 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 @pytest.fixture(scope="session")
-def kernel(request: pytest.FixtureRequest) -> Iterator[GuestSession | KeptSession]:
+def kfunc_kernel_names(pytestconfig: pytest.Config) -> list[str]:
+    """The kernel matrix (:func:`kernel_names`)."""
+    return kernel_names(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def kernel(
+    request: pytest.FixtureRequest, kfunc_kernel_names: list[str]
+) -> Iterator[GuestSession | KeptSession]:
     """The target kernel, booted and serving: a GuestSession (one boot per kernel).
 
     Where a kept guest of the kernel is up (``kfunc vm start``), the tests use
@@ -164,7 +174,7 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[GuestSession | KeptSessio
     from kfunc.kernels.target import get_kernel
     from kfunc.vm.session import GuestSession
 
-    name = getattr(request, "param", None) or kernel_names(request.config)[0]
+    name = getattr(request, "param", None) or kfunc_kernel_names[0]
     _require(os.geteuid() == 0, "booting kernels and loading BPF needs root")
     try:
         target = get_kernel(name)

@@ -27,7 +27,6 @@ import errno
 import fcntl
 import re
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from kfunc.cache import cache_dir
 from kfunc.errors import KfuncError
+from kfunc.kernels.deb import DebFormatError, data_tar
 from kfunc.progress import Progress
 
 if TYPE_CHECKING:
@@ -137,17 +137,9 @@ def _extract_once(
 
 def _extract(deb: Path, dest: Path, wanted: tuple[str, ...]) -> None:
     """Stream ``deb``'s inner source tarball, writing only the wanted members."""
-    if shutil.which("dpkg-deb") is None:
-        from kfunc.errors import MissingToolError
-
-        raise MissingToolError("dpkg-deb", "dpkg")
-    proc = subprocess.Popen(
-        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert proc.stdout is not None
     found = 0
     try:
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
+        with data_tar(deb) as outer:
             for entry in outer:
                 name = entry.name.removeprefix("./")
                 if not (name.startswith("usr/src/linux-source-") and ".tar" in name):
@@ -164,15 +156,11 @@ def _extract(deb: Path, dest: Path, wanted: tuple[str, ...]) -> None:
                         inner.extract(member, dest, filter="data")
                         found += 1
                 break
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, DebFormatError) as exc:
         raise KfuncError(
             f"{deb.name}: cannot read its source tarball: {exc}",
             f"remove {deb} and run again to download it afresh",
         ) from exc
-    finally:
-        proc.stdout.close()
-        proc.kill()
-        proc.wait()
     if not found:
         raise KfuncError(
             f"{deb.name}: no {wanted[0].rstrip('/')} in its source tarball",

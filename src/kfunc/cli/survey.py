@@ -73,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.chart and not args.chart.lower().endswith(".png"):
         raise KfuncError(f"--chart {args.chart}: not a .png file", "name the chart FILE.png")
+    if args.chart:
+        from kfunc.survey.chart import require_matplotlib
+
+        require_matplotlib()
     inputs = [*args.tree, args.git, args.btf if args.btf != "host" else None]
     for option in ("csv", "json", "chart"):
         if getattr(args, option):

@@ -81,7 +81,7 @@ class Apt:
     ) -> subprocess.CompletedProcess[str]:
         if shutil.which(tool) is None:
             raise MissingToolError(tool, "apt")
-        cmd = [tool, *self.options, *args]
+        cmd = [tool, *self.options, *self._binary_cache(), *args]
         return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
 
     def query(self, *args: str) -> str:
@@ -121,6 +121,19 @@ class Apt:
                 f"apt-get update (private lists in {self.lists}): {_first_error(proc.stderr)}",
                 "check that deb.debian.org is reachable (proxy, DNS), then retry",
             )
+
+    def _binary_cache(self) -> list[str]:
+        """apt's binary package cache, kept in kfunc's cache. Docker-style images
+        turn it off (``Dir::Cache::pkgcache ""``): each apt-cache call would then
+        parse every list again, about 5 s instead of 0.1 s. apt rebuilds it
+        whenever the lists change."""
+        if self.private:
+            return []  # set in its options, under its own Dir::Cache
+        where = cache_dir("sources", "apt-host")
+        return [
+            "-o", f"Dir::Cache::pkgcache={where / 'pkgcache.bin'}",
+            "-o", f"Dir::Cache::srcpkgcache={where / 'srcpkgcache.bin'}",
+        ]  # fmt: skip
 
     def _fix(self) -> str:
         if self.private:

@@ -394,14 +394,16 @@ def _prepare(series: Series, image: debian.Package, apt: Apt, progress: Progress
             # 7.x's linux-image is a metapackage: the bzImage is in
             # linux-binary-*, the modules in linux-modules-*, System.map and
             # config in linux-base-*.
-            names = [image.name, headers]
-            names += debian.dependencies(apt, image.name, ("linux-binary-", "linux-modules-"))
+            # Each package at the version its dependent asks for (linux-kbuild-6.1
+            # serves every 6.1 release: only its version tells them apart).
+            wanted = {image.name: f"= {image.version}", headers: ""}
+            for name, relation in debian.depends(apt, image.name, image.version).items():
+                if name.startswith(("linux-binary-", "linux-modules-")):
+                    wanted.setdefault(name, relation)
             header_deps = debian.depends(apt, headers)
-            names += [
-                n
-                for n in header_deps
-                if n.startswith(("linux-headers-", "linux-kbuild-", "linux-base-"))
-            ]
+            for name, relation in header_deps.items():
+                if name.startswith(("linux-headers-", "linux-kbuild-", "linux-base-")):
+                    wanted.setdefault(name, relation)
             kbuild = next((n for n in header_deps if n.startswith("linux-kbuild-")), None)
             kbuild_deps = debian.depends(apt, kbuild) if kbuild else {}
             why = _needs_rootfs(header_deps, kbuild_deps)
@@ -413,7 +415,8 @@ def _prepare(series: Series, image: debian.Package, apt: Apt, progress: Progress
                 release, image.kernel_version, series.name, path, series.suite,
                 rootfs, tools if rootfs else (),
             )  # fmt: skip
-            debs = debian.download(apt, list(dict.fromkeys(names)), cache_dir("debs"), progress)
+            packages = [debian.choose(apt, name, relation) for name, relation in wanted.items()]
+            debs = debian.fetch(apt, packages, cache_dir("debs"), progress)
             shutil.rmtree(kernel.path, ignore_errors=True)
             debian.unpack(debs, kernel.root, progress)
         if rootfs is not None:
@@ -482,8 +485,12 @@ def _donor_resolve_btfids(kernel: Kernel, progress: Progress) -> Path:
             "run `apt-get update` (as root)",
         )
     headers = f"linux-headers-{images[0].name.removeprefix('linux-image-')}"
-    kbuild = debian.dependencies(host_apt(), headers, ("linux-kbuild-",))
-    debs = debian.download(host_apt(), kbuild, cache_dir("debs"), progress)
+    kbuild = [
+        debian.choose(host_apt(), name, relation)
+        for name, relation in debian.depends(host_apt(), headers).items()
+        if name.startswith("linux-kbuild-")
+    ]
+    debs = debian.fetch(host_apt(), kbuild, cache_dir("debs"), progress)
     with tempfile.TemporaryDirectory(dir=donors) as tmp:
         debian.unpack(debs, Path(tmp), progress)
         found = next(Path(tmp).glob(f"usr/lib/linux-kbuild-*/{_RESOLVE_BTFIDS}"), None)

@@ -2,7 +2,8 @@
 
 With first appearances (``--git``) the lines step at every commit that added a
 name; from source trees alone they step at each release. matplotlib is
-imported here only, with the Agg backend, so the rest of kfunc never pays for it.
+imported here only, with the Agg backend, so the rest of kfunc never pays for it;
+it is an optional extra (``pip install 'kfunc[chart]'``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from kfunc.errors import KfuncError
 from kfunc.outputs import open_output
 from kfunc.survey.model import FirstSeen, ReleaseCount, Survey
 
-__all__ = ["draw_chart"]
+__all__ = ["draw_chart", "require_matplotlib"]
 
 HELPER_COLOR = "#1f77b4"
 KFUNC_COLOR = "#d62728"
+
+
+def require_matplotlib() -> None:
+    """Fail early, with the fix, where matplotlib (the ``chart`` extra) is missing:
+    before a survey spends minutes counting for a chart it cannot draw."""
+    _pyplot()
 
 
 def _pyplot() -> Any:
@@ -27,8 +34,8 @@ def _pyplot() -> Any:
         import matplotlib
     except ImportError as e:
         raise KfuncError(
-            "matplotlib: not installed (needed to draw the chart)",
-            "pip install matplotlib (or reinstall kfunc: pip install -e .)",
+            "--chart: matplotlib is not installed (kfunc draws the chart with it)",
+            "pip install 'kfunc[chart]' (or pip install matplotlib)",
         ) from e
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

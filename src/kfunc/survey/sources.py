@@ -5,31 +5,26 @@ Only two kinds of file are kept: ``include/uapi/linux/bpf.h`` (the helpers) and
 the C sources and headers that mention ``BTF_ID`` or ``KFUNC`` (kfunc sets, and
 the headers holding macro-generated kfunc lists such as ``XDP_METADATA_KFUNC_xxx``
 in include/net/xdp.h). A tarball is streamed member by member and never
-unpacked; a ``.deb`` is streamed through its ``data.tar`` to the tarball inside
-(``usr/src/linux-source-X.Y.tar.xz``), so a 1.5 GB tree costs one pass of
-decompression and a few megabytes of memory.
+unpacked; a ``.deb`` is streamed (:mod:`kfunc.kernels.deb`) through its
+``data.tar`` to the tarball inside (``usr/src/linux-source-X.Y.tar.xz``), so a
+1.5 GB tree costs one pass of decompression and a few megabytes of memory.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from kfunc.errors import KfuncError
 from kfunc.inputs import CAPS, decompress, read_bytes, read_stream, read_text
+from kfunc.kernels import deb
 from kfunc.progress import Progress
 from kfunc.survey.dates import release_date
 from kfunc.survey.helpers import helpers_from_header
 from kfunc.survey.kfunc_sets import kfuncs_of, not_counted_of, parse_file
 from kfunc.survey.model import ReleaseCount
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
 
 __all__ = [
     "HELPERS_HEADER",
@@ -99,11 +94,10 @@ def read_tree(path: str | Path, progress: Progress | None = None) -> SourceTree:
         )
     try:
         if path.suffix == ".deb":
-            with open(path, "rb") as f:
-                return _read_deb(path, f, progress)
+            return _read_deb(path, progress)
         with tarfile.open(path, mode="r|*") as tar:
             return _read_tar(path.name, tar, progress)
-    except (tarfile.TarError, EOFError, OSError, _ArError) as e:
+    except (tarfile.TarError, EOFError, OSError, deb.DebFormatError) as e:
         raise KfuncError(
             f"{path}: cannot read as a source tarball: {e}",
             "pass an intact kernel tarball (.tar.xz/.tar.gz) or a linux-source-*.deb",
@@ -193,79 +187,42 @@ def _read_tar(name: str, tar: tarfile.TarFile, progress: Progress) -> SourceTree
     return tree
 
 
-class _ArError(Exception):
-    pass
+def _read_deb(path: Path, progress: Progress) -> SourceTree:
+    try:
+        tree = _read_deb_data(path, progress)
+    except deb.MissingMemberError:
+        tree = None
+    if tree is None:
+        raise KfuncError(
+            f"{path}: no usr/src/linux-source-*.tar.* in this package",
+            "pass a Debian linux-source-X.Y package (apt-get download linux-source-6.12)",
+        )
+    return tree
 
 
-def _ar_members(f: BinaryIO) -> Iterator[tuple[str, int]]:
-    """Walk a Unix ``ar`` archive (a .deb): yields (name, size) with ``f`` at the data."""
-    if f.read(8) != b"!<arch>\n":
-        raise _ArError("not a Debian package (no ar header)")
-    while True:
-        header = f.read(60)
-        if not header:
-            return
-        if len(header) < 60:
-            raise _ArError("truncated ar header")
-        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError as e:
-            raise _ArError(f"bad ar member size in {name!r}") from e
-        start = f.tell()
-        yield name, size
-        f.seek(start + size + (size & 1))
-
-
-def _read_deb(path: Path, f: BinaryIO, progress: Progress) -> SourceTree:
-    for member, size in _ar_members(f):
-        if not member.startswith("data.tar"):
-            continue
-        data = _Limited(f, size)
-        changelog: str | None = None
-        with tarfile.open(fileobj=data, mode="r|*") as outer:
-            for entry in outer:
-                name = entry.name.lstrip("./")
-                if name.endswith("/changelog.Debian.gz") and entry.isfile():
-                    raw = outer.extractfile(entry)
-                    if raw is not None:
-                        # A changelog is ~1 MB; a .deb is the user's: bounded.
-                        packed = read_stream(raw, "source", f"{path}: {name}")
-                        changelog = _decode(decompress(packed, ".gz", f"{path}: {name}", "source"))
-                elif re.fullmatch(r"usr/src/linux-source-[^/]+\.tar(\.\w+)?", name):
-                    inner_f = outer.extractfile(entry)
-                    if inner_f is None:
-                        break
-                    progress.update(f"streaming {name}")
-                    with tarfile.open(fileobj=inner_f, mode="r|*") as inner:
-                        tree = _read_tar(Path(name).name, inner, progress)
-                    tree.debian_changelog = changelog
-                    return tree
-    raise KfuncError(
-        f"{path}: no usr/src/linux-source-*.tar.* in this package",
-        "pass a Debian linux-source-X.Y package (apt-get download linux-source-6.12)",
-    )
-
-
-class _Limited(io.RawIOBase):
-    """A read-only view of the next ``size`` bytes of a stream (an ar member)."""
-
-    def __init__(self, f: BinaryIO, size: int) -> None:
-        self._f = f
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        b = memoryview(buffer).cast("B")
-        n = min(len(b), self._left)
-        if n <= 0:
-            return 0
-        data = self._f.read(n)
-        b[: len(data)] = data
-        self._left -= len(data)
-        return len(data)
+def _read_deb_data(path: Path, progress: Progress) -> SourceTree | None:
+    """The tree of the package's inner source tarball, dated by its changelog
+    (which comes first in Debian's packages); None without that tarball."""
+    changelog: str | None = None
+    with deb.data_tar(path) as outer:
+        for entry in outer:
+            name = entry.name.lstrip("./")
+            if name.endswith("/changelog.Debian.gz") and entry.isfile():
+                raw = outer.extractfile(entry)
+                if raw is not None:
+                    # A changelog is ~1 MB; a .deb is the user's: bounded.
+                    packed = read_stream(raw, "source", f"{path}: {name}")
+                    changelog = _decode(decompress(packed, ".gz", f"{path}: {name}", "source"))
+            elif re.fullmatch(r"usr/src/linux-source-[^/]+\.tar(\.\w+)?", name):
+                inner_f = outer.extractfile(entry)
+                if inner_f is None:
+                    return None
+                progress.update(f"streaming {name}")
+                with tarfile.open(fileobj=inner_f, mode="r|*") as inner:
+                    tree = _read_tar(Path(name).name, inner, progress)
+                tree.debian_changelog = changelog
+                return tree
+    return None
 
 
 def count_tree(tree: SourceTree, release: str | None = None) -> ReleaseCount:
