@@ -40,6 +40,13 @@ def test_the_names_are_those_of_their_modules() -> None:
     assert issubclass(kfunc.LibbpfError, KfuncError) and kfunc.LibbpfError is LibbpfError
 
 
+def test_every_error_is_exported() -> None:
+    """A caller catches any of kfunc's errors by ``from kfunc import ...``."""
+    import kfunc.errors
+
+    assert set(kfunc.errors.__all__) <= set(kfunc.__all__)
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     try:
         kfunc.no_such_name  # noqa: B018
