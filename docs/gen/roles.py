@@ -1,5 +1,7 @@
 """A griffe extension: Sphinx roles in kfunc's docstrings become checked cross-references.
 
+(And reST's ``text::`` before a literal block reads ``text:``, as in Sphinx.)
+
 kfunc's docstrings cite each other as Sphinx does (``:func:`explain_log```,
 ``:class:`~kfunc.errors.KfuncError```). mkdocstrings writes cross-references
 as Markdown (``[`explain_log`][kfunc.verifier.explain_log]``), so each role is
@@ -21,6 +23,9 @@ from typing import Any
 
 import griffe
 
+# reST's literal-block marker: "text::" shows as "text:", a lone "::" not at
+# all; the indented block after it is a code block in Markdown too.
+_LITERAL = re.compile(r"(?m)(?:(?<=\S)(:):|^[ \t]*::)[ \t]*$")
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):`(~?)([\w.]+)`")
 _log = logging.getLogger("mkdocs.plugins.kfunc.roles")
 
@@ -36,7 +41,7 @@ class SphinxRoles(griffe.Extension):
         self._index(pkg)
         for obj in list(self._objects.values()):
             if obj.docstring is not None:
-                text = obj.docstring.value
+                text = _LITERAL.sub(lambda m: m.group(1) or "", obj.docstring.value)
                 obj.docstring.value = _ROLE.sub(lambda m, o=obj: self._ref(o, m), text)
 
     def _index(self, obj: griffe.Object) -> None:
