@@ -43,6 +43,8 @@ _HOME = {
     # Guests: one boot, many requests; the libbpf API over it.
     "GuestSession": "kfunc.vm.session",
     **dict.fromkeys(["GuestModule", "RemoteObject"], "kfunc.vm.remote"),
+    # The pytest plugin's `bpf` fixture, for a test's annotations.
+    "BpfLoader": "kfunc.pytest_plugin",
     # BTF, and what a kernel exports.
     **dict.fromkeys(["BTF", "load_vmlinux_btf", "parse_btf_file"], "kfunc.btf"),
     **dict.fromkeys(["Inventory", "Kfunc", "kernel_inventory"], "kfunc.kfuncs"),
@@ -55,6 +57,7 @@ _HOME = {
 __all__ = [
     "BTF",
     "BTFError",
+    "BpfLoader",
     "BpfObject",
     "BuildError",
     "CheckError",
@@ -122,6 +125,7 @@ if TYPE_CHECKING:
     from kfunc.kfuncs import Inventory, Kfunc, kernel_inventory
     from kfunc.libbpf import BpfObject, RingBuffer, RunResult
     from kfunc.project import Project
+    from kfunc.pytest_plugin import BpfLoader
     from kfunc.run import ProjectReport, RunReport, run_projects
     from kfunc.verifier import explain_log
     from kfunc.vm.remote import GuestModule, RemoteObject
