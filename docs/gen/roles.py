@@ -6,8 +6,9 @@ kfunc's docstrings cite each other as Sphinx does (``:func:`explain_log```,
 ``:class:`~kfunc.errors.KfuncError```). mkdocstrings writes cross-references
 as Markdown (``[`explain_log`][kfunc.verifier.explain_log]``), so each role is
 rewritten into one. A short name is resolved as Sphinx would: in the scope of
-the docstring's object (its class, its module), else as the one object of the
-package whose path ends with it (a name imported inside a function). ``~``
+the docstring's object (its class, its module), else as the one object of
+kfunc (or of the docstring's own package) whose path ends with it (a name
+imported inside a function). ``~``
 shows only the last component. Names outside kfunc (``struct.Struct``) stay
 code, and so do targets the reference does not render (private or
 undocumented), after they are found. A name that names nothing is a warning,
@@ -54,6 +55,8 @@ class SphinxRoles(griffe.Extension):
         """The full path ``name`` means in the docstring of ``obj``, or None."""
         if name == "kfunc" or name.startswith("kfunc."):
             return name
+        if "." in name and self._imported_from_outside(obj, name):
+            return name  # python-debian's debian.debian_support.Version, not kfunc.kernels.debian
         head, _, rest = name.partition(".")
         scope: griffe.Object | None = obj
         while scope is not None:
@@ -64,7 +67,18 @@ class SphinxRoles(griffe.Extension):
                 continue
             return f"{path}.{rest}" if rest else path
         found = [path for path in self._objects if path.endswith(f".{name}")]
+        if len(found) > 1:  # the one in the docstring's own package, if just one is
+            module = obj if obj.is_module else obj.module
+            package = module.path if module.is_init_module else module.path.rpartition(".")[0]
+            found = [path for path in found if path.startswith(f"{package}.")]
         return found[0] if len(found) == 1 else None
+
+    @staticmethod
+    def _imported_from_outside(obj: griffe.Object, name: str) -> bool:
+        """Whether ``name`` is a full path into a package that ``obj``'s module imports."""
+        module = obj if obj.is_module else obj.module
+        roots = {path.split(".")[0] for path in module.imports.values()} - {"kfunc"}
+        return name.split(".")[0] in roots
 
     def _find(self, path: str) -> griffe.Object | None:
         """The object at ``path``, through re-exports (``kfunc.libbpf.BpfObject``)."""
