@@ -5,7 +5,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 KERNEL ?= 6.12
 
-.PHONY: deps demo test test-tree lint bench clean
+.PHONY: deps demo test test-tree lint docs bench clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -26,13 +26,20 @@ test-tree: deps
 	KFUNC_REQUIRE_TREE=1 pytest tests/test_local_kernels.py -k tree
 
 lint: deps
-	ruff check src tests bench
-	ruff format --check src tests bench
+	ruff check src tests bench docs/gen
+	ruff format --check src tests bench docs/gen
 	mypy
+
+## The docs (docs/*.md) and the API reference from the docstrings, into
+## site/; any warning (a docstring citing a name that is gone) fails it.
+docs: deps
+	@python -c 'import mkdocstrings_handlers.python, mkdocs_gen_files, mkdocs_literate_nav' 2>/dev/null \
+		|| { echo "docs: pip install -e .[docs]"; pip install -q -e '.[docs]'; }
+	DISABLE_MKDOCS_2_WARNING=true mkdocs build --strict
 
 bench: deps
 	python bench/run_hello.py
 	python bench/ringbuf.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

@@ -191,7 +191,7 @@ def test_kfunc_call_selftests(kernel: Any) -> None:
 
 
 def _kfunc_toml(cases: list[KfuncCallCase], module_path: str) -> str:
-    """The kfunc.toml a user writes to run ``cases`` with ``kfunc run`` (README)."""
+    """The kfunc.toml a user writes to run ``cases`` with ``kfunc run`` (docs/projects.md)."""
     sources = ", ".join(f'"bpf/progs/{o}.c"' for o in OBJECTS)
     lines = [
         f'[module]\npath = "{module_path}"\n',
@@ -226,7 +226,7 @@ def test_kfunc_call_with_kfunc_run(kernel: Any, tmp_path: Path) -> None:
     module_path = f"bpf/{tree.testmod.name}"
     if tree.testmod.name == "test_kmods":
         # Its Makefile adds its five modules with $(foreach ...): give bpf_testmod
-        # its own two kbuild lines, as README says.
+        # its own two kbuild lines, as docs/projects.md says.
         (tmp_path / "bpf_testmod").symlink_to(selftests.testmod_source(tree).path)
         module_path = "bpf_testmod"
     (tmp_path / "kfunc.toml").write_text(_kfunc_toml(cases, module_path))

@@ -15,7 +15,7 @@ unless it is required); the reader then accepts it, checks its type and
 suggests it for typos. Then give it a meaning where the table is used:
 ``[module]`` and ``[[kfunc]]`` in :func:`kfunc.spec.spec_from_toml`, ``[bpf]``
 and ``[run]`` in :meth:`kfunc.project.Project.load`, ``[test]`` in
-:func:`kfunc.testrun.project_kernels`, and document it in README.md.
+:func:`kfunc.testrun.project_kernels`, and document it in docs/projects.md.
 
 The typed layer is msgspec (strict conversion of tomllib's output, unknown
 fields forbidden); its messages are reworded here so that every error is one
