@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,14 +40,20 @@ def _kfunc_source(dest: Path) -> None:
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
 
 
-@pytest.mark.vm
-def test_generated_workflow_job_goes_green(tmp_path: Path) -> None:
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Container]:
+    """A fresh bookworm standing for the job's container, removed afterwards."""
     require(os.geteuid() == 0, "a root filesystem job needs root (chroot, mounts)")
     require(shutil.which("mmdebstrap") is not None, "mmdebstrap is not installed")
+    box = Container.create(bookworm_image(), tmp_path / "root", "ci_demo")
+    yield box
+    box.remove()
+
+
+@pytest.mark.vm
+def test_generated_workflow_job_goes_green(tmp_path: Path, box: Container) -> None:
     started = time.monotonic()
     project = scaffold("ci_demo", tmp_path)
-    image = bookworm_image()
-    box = Container.create(image, tmp_path / "root", "ci_demo")
     _kfunc_source(box.inside("/opt/kfunc-src"))
     logs = tmp_path / "logs"
     logs.mkdir()
