@@ -12,7 +12,7 @@ PACKAGES=(
   libbpf1 libbpf-dev         # the loader, bound from Python; bpf_helpers.h
   bpftool                    # reference tool for tests and benchmarks
   dwarves                    # pahole: module BTF
-  qemu-system-x86 busybox-static kmod cpio   # virtme-ng guests
+  qemu-system-x86 busybox-static kmod cpio file  # virtme-ng guests (vng runs `file` on busybox)
   make gcc-12 libelf1 zstd xz-utils dpkg-dev # kbuild against Debian's headers
   mmdebstrap debian-archive-keyring          # root filesystems for 7.x builds (glibc >= 2.38)
   flex bison bc libelf-dev                   # make test-tree: a kernel built from linux-source

@@ -53,10 +53,13 @@ def test_new_writes_a_valid_ci_workflow(tmp_path: Path) -> None:
     job = YAML(typ="safe").load(workflow.read_text())["jobs"]["test"]
     assert job["strategy"]["matrix"]["kernel"] == ["6.1", "6.12", "7.3"]
     assert project_kernels(path) == ["6.1", "6.12", "7.3"]
-    steps = {step.get("uses", step.get("name")): step for step in job["steps"]}
+    steps = {step.get("uses", step.get("id")): step for step in job["steps"]}
     cache = steps["actions/cache@v4"]["with"]
-    assert cache["path"] == job["env"]["KFUNC_CACHE"] == "/root/.cache/kfunc"
-    assert "${{ matrix.kernel }}" in cache["key"]
+    assert job["env"]["KFUNC_CACHE"] == "/root/.cache/kfunc"
+    assert cache["path"].split() == [job["env"]["KFUNC_CACHE"], "!/root/.cache/kfunc/debs"]
+    # keyed by kfunc's version and the kernel's release (tests/test_workflow.py runs it)
+    assert cache["key"] == "${{ steps.cache-key.outputs.key }}"
+    assert 'kfunc kernels --release "${{ matrix.kernel }}"' in steps["cache-key"]["run"]
     run = next(s["run"] for s in job["steps"] if "kfunc test" in s.get("run", ""))
     assert run.startswith('kfunc test . --kernels "${{ matrix.kernel }}" --junit ')
 

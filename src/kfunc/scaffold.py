@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from kfunc import __version__
 from kfunc.errors import KfuncError
 from kfunc.spec import module_name_problem
 
@@ -75,7 +76,9 @@ def test_{name}_add(bpf):
 '''
 
 # GitHub Actions: one job per kernel, in a Debian container (kfunc takes the
-# kernels from Debian's packages), the kernel packages cached between runs.
+# kernels from Debian's packages and is tested with bookworm's clang, libbpf and
+# qemu), kfunc's cache (kernels, root filesystems, snapshots) kept between runs.
+# tests/test_workflow.py runs this job's steps in a fresh bookworm root filesystem.
 _WORKFLOW = """\
 name: kfunc
 
@@ -90,7 +93,7 @@ jobs:
     runs-on: ubuntu-latest
     container:
       image: debian:bookworm
-      options: --privileged  # BPF and /dev/kvm for the test guests
+      options: --privileged  # BPF, and the runner's /dev/kvm for the test guests
     strategy:
       fail-fast: false
       matrix:
@@ -98,28 +101,52 @@ jobs:
     env:
       KFUNC_CACHE: /root/.cache/kfunc
       KFUNC_REQUIRE_VM: "1"  # a test that cannot boot its kernel fails instead of skipping
-      # How to install kfunc here: a PyPI name, a git URL or a path.
-      KFUNC_INSTALL: kfunc
+      # The kfunc to install: a pip requirement (the version that wrote this file),
+      # a git URL (git+https://...) or a path in the checkout.
+      KFUNC_INSTALL: "kfunc=={version}"
     steps:
       - uses: actions/checkout@v4
+      - name: /dev/kvm
+        # GitHub's ubuntu runners have /dev/kvm; --privileged passes it into this
+        # container, where the job runs as root and opens it as it is (kfunc
+        # probes it and falls back to TCG where KVM does not work). A job run on
+        # the runner itself (no container) runs as a user outside the kvm group:
+        # there, the udev rule libbpf's CI uses opens it (a container has no udev).
+        run: |
+          if [ -e /dev/kvm ] && [ ! -w /dev/kvm ]; then
+            echo 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"' \\
+              | sudo tee /etc/udev/rules.d/99-kvm4all.rules
+            sudo udevadm control --reload-rules
+            sudo udevadm trigger --name-match=kvm
+          fi
+          if [ -w /dev/kvm ]; then echo "/dev/kvm: the guests may use KVM"
+          else echo "no /dev/kvm: the guests run under TCG (slower)"; fi
       - name: Tools (clang, libbpf, pahole, qemu)
         run: |
           apt-get update -q
-          apt-get install -y -q --no-install-recommends \\
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
             python3 python3-venv git ca-certificates clang clang-16 llvm libbpf1 libbpf-dev \\
             bpftool dwarves qemu-system-x86 busybox-static kmod cpio make gcc-12 libelf1 zstd \\
-            xz-utils dpkg-dev
+            xz-utils dpkg-dev file mmdebstrap debian-archive-keyring
       - name: kfunc
         run: |
           python3 -m venv /opt/kfunc
           /opt/kfunc/bin/pip install -q "$KFUNC_INSTALL" pytest
           echo /opt/kfunc/bin >> "$GITHUB_PATH"
-      - name: Kernel packages cache
+      - name: Cache key (kfunc version, kernel release)
+        id: cache-key
+        run: |
+          release=$(kfunc kernels --release "${{{{ matrix.kernel }}}}")
+          echo "key=kfunc-$(kfunc --version | cut -d' ' -f2)-$release" >> "$GITHUB_OUTPUT"
+      - name: kfunc's cache (kernels, root filesystems, snapshots)
+        # No restore-keys: kfunc uses a cached kernel of the series as it is, so
+        # an older release restored under a new key would be tested in its place.
         uses: actions/cache@v4
         with:
-          path: /root/.cache/kfunc
-          key: kfunc-${{{{ matrix.kernel }}}}-${{{{ hashFiles('kfunc.toml') }}}}
-          restore-keys: kfunc-${{{{ matrix.kernel }}}}-
+          path: |
+            /root/.cache/kfunc
+            !/root/.cache/kfunc/debs
+          key: ${{{{ steps.cache-key.outputs.key }}}}
       - name: kfunc test (${{{{ matrix.kernel }}}})
         run: >-
           kfunc test . --kernels "${{{{ matrix.kernel }}}}"
@@ -158,7 +185,7 @@ def scaffold(name: str, parent: Path | str = ".", kernels: Sequence[str] = DEFAU
         "kfunc.toml": _SPEC.format(name=name, kernels=matrix),
         f"{name}.bpf.c": _BPF.format(name=name),
         f"test_{name}.py": _TEST.format(name=name),
-        ".github/workflows/kfunc.yml": _WORKFLOW.format(kernels=matrix),
+        ".github/workflows/kfunc.yml": _WORKFLOW.format(kernels=matrix, version=__version__),
         ".gitignore": "build/\n__pycache__/\n",
     }
     # Made in a temporary directory beside it and renamed at the end: a failure

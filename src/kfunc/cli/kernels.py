@@ -33,6 +33,11 @@ def register(sub: Any) -> None:
         "--remove-rootfs", metavar="SUITE", action="append", default=[],
         help="remove a build root filesystem (made again when a kernel needs it)",
     )  # fmt: skip
+    p.add_argument(
+        "--release", metavar="KERNEL",
+        help="print the exact release KERNEL (a series) stands for now, downloading nothing "
+        "(a CI cache key)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the listing as one JSON object")
     p.set_defaults(func=_kernels)
 
@@ -46,8 +51,11 @@ def _size(n: float) -> str:
 
 
 def _kernels(args: argparse.Namespace) -> int:
-    from kfunc.kernels.catalog import catalog, remove, remove_rootfs
+    from kfunc.kernels.catalog import catalog, release_of, remove, remove_rootfs
 
+    if args.release:
+        print(release_of(args.release))
+        return 0
     console = Console(highlight=False, soft_wrap=True)
     if args.remove or args.remove_rootfs:
         for name in args.remove:

@@ -17,7 +17,15 @@ from kfunc.kernels.rootfs import Rootfs, known_rootfs
 from kfunc.kernels.target import SERIES, Kernel, cached_kernels, find_release, remove_kernel
 from kfunc.progress import Progress
 
-__all__ = ["CachedKernel", "Catalog", "SeriesInfo", "catalog", "remove", "remove_rootfs"]
+__all__ = [
+    "CachedKernel",
+    "Catalog",
+    "SeriesInfo",
+    "catalog",
+    "release_of",
+    "remove",
+    "remove_rootfs",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,22 @@ def catalog(
     cat.rootfs = [(r, r.size()) for r in known_rootfs()]
     cat.debs_bytes = disk_usage(cache_dir("debs"))
     return cat
+
+
+def release_of(name: str, progress: Progress | None = None) -> str:
+    """The exact release ``name`` stands for: the newest Debian has of a series
+    (what an empty cache fetches), any other name itself. Downloads nothing: a CI
+    cache key names the release its job will test."""
+    name = name.removeprefix("linux-image-")
+    if name not in SERIES:
+        return name
+    found = find_release(SERIES[name], None, progress or Progress())
+    if found is None:
+        raise KernelNotFoundError(
+            f"kernel '{name}': Debian has no release of it in {SERIES[name].suite}",
+            "`kfunc kernels --refresh` updates kfunc's apt lists",
+        )
+    return found[0].name.removeprefix("linux-image-")
 
 
 def remove(name: str) -> list[tuple[str, int]]:

@@ -122,8 +122,12 @@ class Guest:
         on_line: Callable[[ConsoleLine], None] | None = None,
     ) -> GuestProcess:
         """Boot and start ``argv`` in the guest; the console streams in the background."""
-        if shutil.which("qemu-system-x86_64") is None:
-            raise MissingToolError("qemu-system-x86_64", "qemu-system-x86")
+        # vng builds the guest's initramfs with busybox and runs `file` to see that
+        # it is static: without either, the guest dies before the script runs.
+        for tool, package in (("qemu-system-x86_64", "qemu-system-x86"),
+                              ("busybox", "busybox-static"), ("file", "file")):  # fmt: skip
+            if shutil.which(tool) is None:
+                raise MissingToolError(tool, package)
         accel = probe_accel(self.kernel.vmlinuz)
         tmp = Path(tempfile.mkdtemp(prefix="kfunc-vm-"))
         env = dict(os.environ, TMPDIR=str(tmp))
