@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import dataclass
 
-from kfunc.check import BpfObjectInfo, Problem
+from kfunc.check.bpf_object import BpfObjectInfo
+from kfunc.check.finding import Finding
 from kfunc.kernels.version import KernelVersion
 
 __all__ = ["RENAMED", "Renamed", "attach_target", "missing_attach_targets"]
@@ -83,7 +84,7 @@ def missing_attach_targets(
     functions: Set[str],
     tracepoints: Set[str],
     module: str | None = None,
-) -> list[Problem]:
+) -> list[Finding]:
     """The programs of ``info`` whose attach target the kernel (the ``functions``
     and ``tracepoints`` of its BTF and of the project's ``module``) lacks."""
     problems = []
@@ -114,7 +115,8 @@ def missing_attach_targets(
         if renamed is not None and version >= renamed.since:
             fix_section = prog.section.replace(name, renamed.new)
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"{subject}, but {where}: it is {renamed.new} from {renamed.since.series} "
                     f"on ({renamed.change})",
                     f"attach to {renamed.new} on {renamed.since.series} and later: "
@@ -125,7 +127,8 @@ def missing_attach_targets(
         elif back is not None and version < back[1].since:
             old, r = back
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"{subject}, but {where}: before {r.since.series} it is {old} ({r.change})",
                     f"attach to {old} before {r.since.series}: "
                     f'SEC("{prog.section.replace(name, old)}")',
@@ -134,7 +137,8 @@ def missing_attach_targets(
             )
         else:
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"{subject}, but {where}",
                     f"attach to a {what} this kernel has (`kfunc ls` lists kfuncs; the "
                     f"kernel's BTF, `bpftool btf dump`, lists functions and btf_trace_* "

@@ -8,6 +8,12 @@ prints them and exits; the library only raises.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kfunc.check.finding import Finding
+
 __all__ = [
     "BTFError",
     "BuildError",
@@ -105,11 +111,21 @@ class BuildError(KfuncError):
 
 
 class CheckError(KfuncError):
-    """A BPF object cannot work on the target kernel, found before loading it."""
+    """A BPF object or module cannot work on the target kernel, found before loading it.
 
-    def __init__(self, problems: list[str], fix: str | None = None) -> None:
-        super().__init__("; ".join(problems), fix)
-        self.problems = problems
+    ``findings`` keeps every problem with its own fix; the message joins their
+    messages, the fix each distinct fix once.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        fixes = dict.fromkeys(f.fix for f in findings if f.fix)
+        super().__init__("; ".join(f.message for f in findings), "; ".join(fixes) or None)
+        self.findings = list(findings)
+
+    @property
+    def problems(self) -> list[str]:
+        """The message of each problem."""
+        return [f.message for f in self.findings]
 
 
 class LibbpfError(KfuncError):
