@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kfunc.check.finding import Finding
+    from kfunc.verifier import Explanation
 
 __all__ = [
     "BTFError",
@@ -28,6 +29,7 @@ __all__ = [
     "RunError",
     "SpecError",
     "UnsupportedFeatureError",
+    "VerifierError",
 ]
 
 
@@ -135,6 +137,30 @@ class LibbpfError(KfuncError):
         super().__init__(message, fix)
         self.errno = errno
         self.log = log
+
+
+class VerifierError(LibbpfError):
+    """The kernel refused to load a program: its verifier, or the checks before it.
+
+    ``program`` names the program, ``log`` keeps the verifier's whole log and
+    ``errno`` the error of the load; ``explanation`` is kfunc's reading of the
+    log (a :class:`kfunc.verifier.Explanation`), None where none was made or no
+    rule matched (see :func:`kfunc.verifier.verifier_error`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        errno: int = 0,
+        log: str = "",
+        fix: str | None = None,
+        *,
+        program: str | None = None,
+        explanation: Explanation | None = None,
+    ) -> None:
+        super().__init__(message, errno, log, fix)
+        self.program = program
+        self.explanation = explanation
 
 
 class GuestError(KfuncError):
