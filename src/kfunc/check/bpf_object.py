@@ -22,9 +22,9 @@ from elftools.elf.sections import SymbolTableSection
 
 from kfunc.btf import types as bt
 from kfunc.btf.ext import read_line_records
-from kfunc.btf.parse import BTF, parse_btf
+from kfunc.btf.parse import BTF
 from kfunc.check.sections import prog_type_of_section
-from kfunc.elf import PARSE_ERRORS
+from kfunc.elf import PARSE_ERRORS, ElfObject
 from kfunc.errors import ELFError
 from kfunc.inputs import read_bytes
 from kfunc.verifier import LineInfo
@@ -106,7 +106,7 @@ def read_bpf_object(path: Path, *, require_btf: bool = True) -> BpfObjectInfo:
     path = Path(path)
     data = read_bytes(path, "object")
     try:
-        return _read(ELFFile(io.BytesIO(data)), path, require_btf)
+        return _read(data, path, require_btf)
     except PARSE_ERRORS as exc:
         raise ELFError(f"{path}: malformed ELF: {exc}", "rebuild the object") from None
 
@@ -121,7 +121,8 @@ class _Function:
     global_: bool
 
 
-def _read(elf: ELFFile, path: Path, require_btf: bool) -> BpfObjectInfo:
+def _read(data: bytes, path: Path, require_btf: bool) -> BpfObjectInfo:
+    elf = ELFFile(io.BytesIO(data))
     if elf["e_machine"] != "EM_BPF":
         raise ELFError(f"{path}: not a BPF object (machine {elf['e_machine']})",
                        "compile it with clang -target bpf")  # fmt: skip
@@ -135,8 +136,10 @@ def _read(elf: ELFFile, path: Path, require_btf: bool) -> BpfObjectInfo:
             "kfunc calls cannot be read",
             "compile it with clang -g -O2 -target bpf",
         )
-    btf_sec = elf.get_section_by_name(".BTF")
-    btf = parse_btf(bytes(btf_sec.data()), name=path.name) if btf_sec is not None else None
+    # .BTF and .BTF.ext through ElfObject, which refuses a section that claims
+    # more than kfunc reads (kfunc.inputs.CAPS).
+    sections = ElfObject(path, data)
+    btf = sections.btf() if ".BTF" not in missing else None
     protos = _ksym_protos(btf) if btf is not None else {}
 
     functions: list[_Function] = []
@@ -187,9 +190,8 @@ def _read(elf: ELFFile, path: Path, require_btf: bool) -> BpfObjectInfo:
             calls.append(KfuncCall(owner[-1], r.symbol, r.symbol in weak))
 
     line_info: dict[str, list[LineInfo]] = {}
-    ext = elf.get_section_by_name(".BTF.ext")
-    if btf is not None and ext is not None:
-        records = read_line_records(bytes(ext.data()), btf, str(path))
+    if btf is not None and ".BTF.ext" not in missing:
+        records = read_line_records(sections.section(".BTF.ext"), btf, str(path))
         for fn in functions:
             end = fn.start + (fn.size or 1 << 30)
             line_info[fn.name] = [
