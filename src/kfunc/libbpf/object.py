@@ -148,12 +148,15 @@ def libbpf_error(
     return LibbpfError(message, errno=err, log=log, fix=fix)
 
 
-def load_error(message: str, errno: int, log: str, fix: str | None) -> LibbpfError:
+def load_error(
+    message: str, errno: int, log: str, fix: str | None, *, loader: str | None = None
+) -> LibbpfError:
     """The error of a failed object load: a :class:`~kfunc.errors.VerifierError`
     where libbpf says the kernel refused a program (``prog 'x': BPF program load
     failed: ...``; ``log`` is then the verifier's), else a LibbpfError (an
-    extern not found, a map refused ...)."""
-    refused = _REFUSED.match(message)
+    extern not found, a map refused ...). ``loader`` is libbpf's own message
+    where ``message`` is another (the guest's explanation of it)."""
+    refused = _REFUSED.match(loader or message)
     if refused is not None:
         return VerifierError(message, errno, log, fix, program=refused.group(1))
     return LibbpfError(message, errno, log, fix)

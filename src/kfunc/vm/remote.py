@@ -62,8 +62,10 @@ def call(session: SessionClient, op: str, wait: float = 120.0, **args: Any) -> d
         return event.get("data") or {}
     data = event.get("data") or {}
     if "errno" in data:
-        # A program the guest's kernel refused: VerifierError, as on the host.
-        raise load_error(event["error"], data["errno"] or 0, data.get("log", ""), event.get("fix"))
+        # A program the guest's kernel refused: VerifierError, as on the host. The
+        # guest words it with its explanation and keeps libbpf's words in "loader".
+        raise load_error(event["error"], data["errno"] or 0, data.get("log", ""), event.get("fix"),
+                         loader=data.get("loader"))  # fmt: skip
     raise GuestError(event["error"], event.get("kernel_log"), event.get("fix"))
 
 
