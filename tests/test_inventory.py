@@ -16,6 +16,7 @@ from test_btf import libbpf_declarations
 
 from kfunc.apidiff import diff_inventories
 from kfunc.btf import Func, parse_btf
+from kfunc.btf.ids import scan_set8
 from kfunc.elf import ElfObject
 from kfunc.errors import BTFError, ELFError, KfuncError
 from kfunc.inventory import (
@@ -30,7 +31,6 @@ from kfunc.inventory import (
     kernel_inventory,
     kfunc_sets,
     ksym_header,
-    scan_set8,
     set_kfuncs,
     tagged_kfuncs,
 )
@@ -185,7 +185,7 @@ def test_scan_agrees_with_symbols_612(kernel_612: Kernel) -> None:
 
 
 def test_kfunc_sets_drop_fmodret_sets_from_69() -> None:
-    from kfunc.elf import BTFIdEntry, BTFIdSet
+    from kfunc.btf.ids import BTFIdEntry, BTFIdSet
 
     kf = BTFIdSet("generic_btf_ids", True, BTF_SET8_KFUNCS, (BTFIdEntry(5, 1),))
     fmodret = BTFIdSet("bpf_mptcp_fmodret_ids", True, 0, (BTFIdEntry(6, 0),))
@@ -323,7 +323,7 @@ def test_tags_and_sets_agree_where_a_kernel_has_both(kernel_73: Kernel) -> None:
     """Debian's 7.3 is built with pahole >= 1.27: its BTF tags kfuncs, and its
     .BTF_ids holds their sets (found by the scan: the vmlinux out of the
     bzImage has no symbols). Both paths must name the same kfuncs, alike."""
-    from kfunc.inventory import kfunc_sets, scan_set8, set_kfuncs, tagged_kfuncs
+    from kfunc.inventory import kfunc_sets, set_kfuncs, tagged_kfuncs
 
     elf = ElfObject(kernel_73.vmlinux)
     assert not elf.has_section(".symtab")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kfunc.clang import compile_bpf
-from kfunc.errors import BTFError, LibbpfError
+from kfunc.errors import BTFError, LibbpfError, VerifierError
 from kfunc.libbpf import (
     KERNEL_BTF,
     BpfObject,
@@ -520,6 +520,19 @@ def test_unknown_kfunc_is_a_clear_error(build: Builder) -> None:
     )
     assert error.errno > 0
     assert error.fix and "__weak" in error.fix
+
+
+@needs_root
+def test_a_refused_program_raises_verifier_error(build: Builder) -> None:
+    """The verifier's rejection is a VerifierError naming the program, with the log;
+    an extern the kernel lacks (refused by libbpf, before any load) is not one."""
+    with BpfObject(build("leak", LEAK_C)) as obj, pytest.raises(VerifierError) as info:
+        obj.load()
+    assert info.value.program == "leak"
+    assert "Unreleased reference" in info.value.log
+    with BpfObject(build("unknown", UNKNOWN_KFUNC_C)) as obj, pytest.raises(LibbpfError) as err:
+        obj.load()
+    assert not isinstance(err.value, VerifierError)
 
 
 @needs_root

@@ -35,7 +35,7 @@ import pytest
 from conftest import require
 
 from kfunc import selftests
-from kfunc.errors import KfuncError, LibbpfError
+from kfunc.errors import KfuncError, LibbpfError, VerifierError
 from kfunc.project import Project, TestRun
 from kfunc.run import plan_test_run, run_projects
 from kfunc.selftests import (
@@ -84,6 +84,8 @@ def _python_api_alone(session: Any, obj_path: Path, case: KfuncCallCase) -> str 
     except LibbpfError as exc:
         if not case.rejected:
             return f"refused: {exc.message}"
+        if not (isinstance(exc, VerifierError) and exc.program == case.program):
+            return f"refused, but not as VerifierError of {case.program}: {exc!r}"
         return None if case.message and case.message in exc.log else f"log lacks {case.message!r}"
     with obj:
         if case.rejected:

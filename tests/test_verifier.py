@@ -27,7 +27,7 @@ from kfunc.clang import compile_bpf
 from kfunc.inventory import Kfunc
 from kfunc.kernel_api.version import KernelVersion
 from kfunc.spec import load_spec
-from kfunc.verifier import RULES, VerifierError, explain_log
+from kfunc.verifier import RULES, explain_log, verifier_error
 from kfunc.verifier_corpus import sample_line
 
 LOGS = ROOT / "tests" / "data" / "verifier" / "logs"
@@ -74,10 +74,10 @@ def test_loader_prefixes_and_unknown_logs() -> None:
     assert x is not None
     assert (x.program, x.insn, str(x.source)) == ("p", 0, "p.bpf.c:7: bpf_foo();")
     assert explain_log("0: (95) exit\nsomething else\n") is None
-    err = VerifierError(None, "a\nb\nlast words\n", "prog 'p': load failed")
+    err = verifier_error(None, "a\nb\nlast words\n", "prog 'p': load failed")
     assert err.message == "prog 'p': load failed: last words (2 line(s) omitted)"
     assert err.log.endswith("last words\n")
-    err = VerifierError(x, log, "unused")
+    err = verifier_error(x, log, "unused")
     assert err.message.startswith("prog 'p': kfunc bpf_foo is not registered")
     assert err.explanation is x
 

@@ -20,7 +20,7 @@ from conftest import require
 from kfunc.errors import KfuncError
 from kfunc.kernel_api.version import KernelVersion
 from kfunc.selftests import SelftestsTree, selftests_tree, verifier_source_tree
-from kfunc.verifier import RULES, VerifierError, explain_log, rejection_line
+from kfunc.verifier import RULES, explain_log, rejection_line, verifier_error
 from kfunc.verifier_corpus import (
     corpus_figures,
     is_kfunc_feature_file,
@@ -128,7 +128,7 @@ def test_the_verdict_is_never_the_statistics_line() -> None:
         "peak_states 0 mark_read 0\n"
     )
     assert rejection_line(log) == "the verifier said something new"
-    err = VerifierError(None, log, "prog 'p': load failed")
+    err = verifier_error(None, log, "prog 'p': load failed")
     assert err.message.startswith("prog 'p': load failed: the verifier said something new")
     known = log.replace("the verifier said something new", "div by zero")
     x = explain_log(known)

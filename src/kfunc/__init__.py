@@ -27,6 +27,7 @@ _HOME = {
             "RunError",
             "SpecError",
             "UnsupportedFeatureError",
+            "VerifierError",
         ],
         "kfunc.errors",
     ),
@@ -85,6 +86,7 @@ __all__ = [
     "RunResult",
     "SpecError",
     "UnsupportedFeatureError",
+    "VerifierError",
     "__version__",
     "build_module",
     "build_project",
@@ -119,6 +121,7 @@ if TYPE_CHECKING:
         RunError,
         SpecError,
         UnsupportedFeatureError,
+        VerifierError,
     )
     from kfunc.inventory import Inventory, Kfunc, kernel_inventory
     from kfunc.kbuild import ModuleBuild, ModuleSource, build_module

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Set
 
-from kfunc.check import BpfObjectInfo, Problem
+from kfunc.check.bpf_object import BpfObjectInfo
+from kfunc.check.finding import Finding
 from kfunc.kernel_api.renames import RENAMED, renamed_from
 from kfunc.kernel_api.version import KernelVersion
 
@@ -53,7 +54,7 @@ def missing_attach_targets(
     functions: Set[str],
     tracepoints: Set[str],
     module: str | None = None,
-) -> list[Problem]:
+) -> list[Finding]:
     """The programs of ``info`` whose attach target the kernel (the ``functions``
     and ``tracepoints`` of its BTF and of the project's ``module``) lacks."""
     problems = []
@@ -84,7 +85,8 @@ def missing_attach_targets(
         if renamed is not None and version >= renamed.since:
             fix_section = prog.section.replace(name, renamed.new)
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"{subject}, but {where}: it is {renamed.new} from {renamed.since.series} "
                     f"on ({renamed.change.cited()})",
                     f"attach to {renamed.new} on {renamed.since.series} and later: "
@@ -95,7 +97,8 @@ def missing_attach_targets(
         elif back is not None and version < back[1].since:
             old, r = back
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"{subject}, but {where}: before {r.since.series} it is {old} "
                     f"({r.change.cited()})",
                     f"attach to {old} before {r.since.series}: "
@@ -105,7 +108,8 @@ def missing_attach_targets(
             )
         else:
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"{subject}, but {where}",
                     f"attach to a {what} this kernel has (`kfunc ls` lists kfuncs; the "
                     f"kernel's BTF, `bpftool btf dump`, lists functions and btf_trace_* "

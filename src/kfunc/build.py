@@ -13,16 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfunc.cache import cache_dir
-from kfunc.check import (
-    Problem,
-    Registration,
-    check_calls,
-    check_module_calls,
-    check_registrations,
-    read_bpf_object,
-    registration_from_spec,
-    registration_of,
-)
+from kfunc.check.bpf_object import read_bpf_object
+from kfunc.check.finding import Finding
+from kfunc.check.registration import Registration, registration_from_spec, registration_of
+from kfunc.check.rules import check_calls, check_module_calls, check_registrations
 from kfunc.clang import compile_bpf, find_clang, up_to_date
 from kfunc.codegen import judge, render_bpf_header_from_btf, write_if_changed
 from kfunc.errors import BuildError, CheckError, MissingToolError
@@ -57,7 +51,7 @@ class ProjectBuild:
 
 def check_module(
     project: Project, registration: Registration | None, kernel: Kernel, hooks: set[str] | None
-) -> tuple[list[str], list[Problem]]:
+) -> tuple[list[str], list[Finding]]:
     """The rules for the module on ``kernel`` (whose kfunc ``hooks`` are given):
     warnings, and problems that stop it.
 
@@ -69,7 +63,7 @@ def check_module(
     if project.spec is not None:
         verdict = judge(project.spec, kernel.version, hooks)
         if verdict.errors:
-            raise CheckError([m for m, _ in verdict.errors], verdict.errors[0][1])
+            raise CheckError([Finding("error", m, fix) for m, fix in verdict.errors])
         return verdict.warnings, []
     if registration is None:
         return [], []
@@ -196,14 +190,14 @@ def build_bpf(
     return objects
 
 
-def api_problems(source: ModuleSource, kernel: Kernel) -> list[Problem]:
+def api_problems(source: ModuleSource, kernel: Kernel) -> list[Finding]:
     """The kfunc API a hand-written module uses and the target's headers lack
     (see :func:`kfunc.kbuild.kfunc_api_gap`): kbuild would fail on it."""
     gap = kfunc_api_gap(source, kernel)
     if gap is None:
         return []
     message, fix = gap
-    return [Problem(f"{message}, so kbuild would fail", fix, "")]
+    return [Finding("error", f"{message}, so kbuild would fail", fix)]
 
 
 def build_project(
@@ -224,11 +218,11 @@ def build_project(
     source = project.module_source()
     registration = reg = _registration(project, source)
     hooks = kfunc_hooks(kernel)
-    blocking: list[Problem] = []  # told whatever else is found
+    blocking: list[Finding] = []  # told whatever else is found
     with progress.step(f"{project.name}: checking the module against {kernel.version}"):
         warnings, module_problems = check_module(project, registration, kernel, hooks)
         kfunc_names: list[str] = []
-        api: list[Problem] = []
+        api: list[Finding] = []
         if source is not None:
             if project.spec is not None:
                 kfunc_names = [k.name for k in project.spec.kfuncs]
@@ -252,7 +246,7 @@ def build_project(
             step.summary = f"module {module.name}.ko with BTF: {kfuncs}{cached}"
         header = write_bpf_header(project, module, kernel)
     built = ProjectBuild(project, module, header, warnings=warnings)
-    problems: list[Problem] = []
+    problems: list[Finding] = []
     if project.bpf_sources:
         with progress.step(f"{project.name}: BPF programs, clang") as step:
             try:
@@ -262,7 +256,7 @@ def build_project(
                     raise
                 # Without its module, a program may not compile: the module's
                 # problems are the ones to tell.
-                raise _check_error(blocking) from None
+                raise CheckError(blocking) from None
             step.summary = (
                 f"BPF {', '.join(o.name for o in built.objects)} compiled against vmlinux.h"
             )
@@ -287,14 +281,8 @@ def build_project(
     problems += [p for p in module_problems if p.prog_type not in refused]
     problems += blocking
     if problems:
-        raise _check_error(problems)
+        raise CheckError(problems)
     return built
-
-
-def _check_error(problems: list[Problem]) -> CheckError:
-    """Every problem, and each distinct fix once."""
-    fixes = [p.fix for p in problems if p.fix]
-    return CheckError([p.message for p in problems], "; ".join(dict.fromkeys(fixes)) or None)
 
 
 def _module_names(module: ModuleBuild, kernel: Kernel) -> tuple[set[str], set[str]]:

@@ -4,11 +4,8 @@ Reading the same file gives the same answer on any machine: nothing here looks
 at the running kernel. Compressed modules (``.ko.xz``, ``.ko.gz``, ``.ko.zst``)
 are decompressed in memory.
 
-``.BTF_ids`` holds the ID sets that ``resolve_btfids`` fills in at build time.
-A kfunc set (``BTF_KFUNCS_START``/``BTF_SET8_START``) is a
-``struct btf_id_set8 { u32 cnt; u32 flags; struct { u32 id; u32 flags; } pairs[]; }``
-at the symbol ``__BTF_ID__set8__<name>``; a plain ``BTF_SET_START`` set is a
-``struct btf_id_set { u32 cnt; u32 ids[]; }`` at ``__BTF_ID__set__<name>``.
+``.BTF_ids`` holds the ID sets that ``resolve_btfids`` fills in at build time;
+:mod:`kfunc.btf.ids` decodes them.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import BinaryIO
@@ -29,15 +25,13 @@ from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from kfunc.btf.format import BTF_MAGIC
+from kfunc.btf.ids import BTFIdEntry, BTFIdSet, scan_set8, set_symbol, sets_at_symbols
 from kfunc.btf.parse import BTF, parse_btf
 from kfunc.errors import ELFError
 from kfunc.inputs import CAPS, InputError, check_file, decompress, os_error, read_bytes
-from kfunc.kernel_api.flags import kf_flag_names
 
 __all__ = ["BTFIdEntry", "BTFIdSet", "ElfObject"]
-
-SET8_PREFIX = "__BTF_ID__set8__"
-SET_PREFIX = "__BTF_ID__set__"
 
 _COMPRESSED = (".xz", ".gz", ".zst")
 #: What pyelftools raises on a malformed file (readers of ELF turn it into ELFError).
@@ -50,30 +44,6 @@ PARSE_ERRORS = (
     KeyError,
     OverflowError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class BTFIdEntry:
-    """One ID of a set: a BTF type id (0 if resolve_btfids did not run) and its
-    KF_* flags (always 0 in a plain set)."""
-
-    btf_id: int
-    flags: int
-
-    @property
-    def flag_names(self) -> list[str]:
-        return kf_flag_names(self.flags)
-
-
-@dataclass(frozen=True, slots=True)
-class BTFIdSet:
-    """A set from ``.BTF_ids``; ``set8`` tells a btf_id_set8 from a plain set, and
-    ``flags`` is the set8's flags word (BTF_SET8_KFUNCS since 6.9)."""
-
-    name: str
-    set8: bool
-    flags: int
-    entries: tuple[BTFIdEntry, ...]
 
 
 class ElfObject:
@@ -160,50 +130,40 @@ class ElfObject:
             )
         return parse_btf(self.section(".BTF"), base, name=self.path.name, validate=validate)
 
-    def btf_id_sets(self) -> list[BTFIdSet]:
-        """Every ID set in ``.BTF_ids`` (kfunc sets and plain sets), in symbol order."""
-        with self._errors():
-            return self._btf_id_sets()
+    def btf_id_sets(self, btf: BTF | None = None) -> list[BTFIdSet]:
+        """Every ID set in ``.BTF_ids`` (kfunc sets and plain sets), in symbol order.
 
-    def _btf_id_sets(self) -> list[BTFIdSet]:
+        A file without a symbol table (a vmlinux out of a bzImage) has its kfunc
+        sets found by :func:`~kfunc.btf.ids.scan_set8` over ``btf``, its BTF;
+        without ``btf``, it has none.
+        """
+        with self._errors():
+            return self._btf_id_sets(btf)
+
+    def _btf_id_sets(self, btf: BTF | None) -> list[BTFIdSet]:
         elf = self._elf
         ids_index = next(
             (i for i, s in enumerate(elf.iter_sections()) if s.name == ".BTF_ids"), None
         )
-        symtab = elf.get_section_by_name(".symtab")
-        if ids_index is None or not isinstance(symtab, SymbolTableSection):
+        if ids_index is None:
             return []
         ids = elf.get_section(ids_index)
         data = bytes(ids.data())
+        symtab = elf.get_section_by_name(".symtab")
+        if symtab is None:
+            if btf is None:
+                return []
+            # .BTF is in the file's byte order: its magic says which.
+            little = self.section(".BTF")[:2] == BTF_MAGIC.to_bytes(2, "little")
+            return scan_set8(data, btf, little)
+        if not isinstance(symtab, SymbolTableSection):
+            return []
         # In a relocatable .ko a symbol's value is its offset in the section; in
         # vmlinux it is a virtual address.
         origin = 0 if elf["e_type"] == "ET_REL" else ids["sh_addr"]
-        u32 = "<I" if elf.little_endian else ">I"
-        sets = []
-        for sym in symtab.iter_symbols():
-            name = sym.name
-            if name.startswith(SET8_PREFIX):
-                set8, set_name = True, name[len(SET8_PREFIX) :]
-            elif name.startswith(SET_PREFIX):
-                set8, set_name = False, name[len(SET_PREFIX) :]
-            else:
-                continue
-            if sym["st_shndx"] != ids_index:
-                continue
-            at = sym["st_value"] - origin
-            where = f"{self.path}: .BTF_ids set {set_name!r} at offset {at:#x}"
-            head = 8 if set8 else 4
-            if at < 0 or at + head > len(data):
-                raise ELFError(f"{where}: outside the section ({len(data)} bytes)")
-            cnt = struct.unpack_from(u32, data, at)[0]
-            flags = struct.unpack_from(u32, data, at + 4)[0] if set8 else 0
-            step = 8 if set8 else 4
-            if at + head + cnt * step > len(data):
-                raise ELFError(f"{where}: {cnt} entries run past the end of the section")
-            words = struct.unpack_from(f"{u32[0]}{cnt * step // 4}I", data, at + head)
-            if set8:
-                entries = tuple(BTFIdEntry(words[k], words[k + 1]) for k in range(0, 2 * cnt, 2))
-            else:
-                entries = tuple(BTFIdEntry(w, 0) for w in words)
-            sets.append(BTFIdSet(set_name, set8, flags, entries))
-        return sets
+        symbols = [
+            (sym.name, sym["st_value"] - origin)
+            for sym in symtab.iter_symbols()
+            if sym["st_shndx"] == ids_index and set_symbol(sym.name) is not None
+        ]
+        return sets_at_symbols(data, symbols, elf.little_endian, str(self.path))

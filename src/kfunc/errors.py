@@ -8,6 +8,13 @@ prints them and exits; the library only raises.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kfunc.check.finding import Finding
+    from kfunc.verifier import Explanation
+
 __all__ = [
     "BTFError",
     "BuildError",
@@ -22,6 +29,7 @@ __all__ = [
     "RunError",
     "SpecError",
     "UnsupportedFeatureError",
+    "VerifierError",
 ]
 
 
@@ -105,11 +113,21 @@ class BuildError(KfuncError):
 
 
 class CheckError(KfuncError):
-    """A BPF object cannot work on the target kernel, found before loading it."""
+    """A BPF object or module cannot work on the target kernel, found before loading it.
 
-    def __init__(self, problems: list[str], fix: str | None = None) -> None:
-        super().__init__("; ".join(problems), fix)
-        self.problems = problems
+    ``findings`` keeps every problem with its own fix; the message joins their
+    messages, the fix each distinct fix once.
+    """
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        fixes = dict.fromkeys(f.fix for f in findings if f.fix)
+        super().__init__("; ".join(f.message for f in findings), "; ".join(fixes) or None)
+        self.findings = list(findings)
+
+    @property
+    def problems(self) -> list[str]:
+        """The message of each problem."""
+        return [f.message for f in self.findings]
 
 
 class LibbpfError(KfuncError):
@@ -119,6 +137,30 @@ class LibbpfError(KfuncError):
         super().__init__(message, fix)
         self.errno = errno
         self.log = log
+
+
+class VerifierError(LibbpfError):
+    """The kernel refused to load a program: its verifier, or the checks before it.
+
+    ``program`` names the program, ``log`` keeps the verifier's whole log and
+    ``errno`` the error of the load; ``explanation`` is kfunc's reading of the
+    log (a :class:`kfunc.verifier.Explanation`), None where none was made or no
+    rule matched (see :func:`kfunc.verifier.verifier_error`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        errno: int = 0,
+        log: str = "",
+        fix: str | None = None,
+        *,
+        program: str | None = None,
+        explanation: Explanation | None = None,
+    ) -> None:
+        super().__init__(message, errno, log, fix)
+        self.program = program
+        self.explanation = explanation
 
 
 class GuestError(KfuncError):

@@ -9,7 +9,7 @@ Kernels say which functions are kfuncs in two ways, and kfunc reads both:
   ``resolve_btfids`` filled in. Module sets are found by their
   ``__BTF_ID__set8__`` symbols. A vmlinux taken out of a bzImage has no
   symbols (and Debian's System.map is a placeholder), so its sets are found by
-  :func:`scan_set8`, a validated scan of the section.
+  :func:`kfunc.btf.ids.scan_set8`, a validated scan of the section.
 
 Where the BTF has tags they say which functions are kfuncs, and the sets of the
 same ELF file give their flags; otherwise the sets alone. Raw BTF (the running
@@ -29,9 +29,7 @@ import contextlib
 import os
 import re
 import stat
-from array import array
 from collections.abc import Iterable, Iterator
-from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -42,8 +40,9 @@ from kfunc.inputs import check_file, os_error, read_bytes, read_head
 from kfunc.kernel_api.btf_tags import KFUNC_DECL_TAG
 
 if TYPE_CHECKING:
+    from kfunc.btf.ids import BTFIdSet
     from kfunc.btf.parse import BTF
-    from kfunc.elf import BTFIdSet, ElfObject
+    from kfunc.elf import ElfObject
     from kfunc.kernels.target import Kernel
     from kfunc.progress import Progress
 
@@ -71,7 +70,6 @@ __all__ = [
     "module_name",
     "modules_dir",
     "public_form",
-    "scan_set8",
     "set_kfuncs",
     "tagged_kfuncs",
 ]
@@ -314,76 +312,14 @@ def set_kfuncs(btf: BTF, sets: Iterable[BTFIdSet], owner: str) -> list[Kfunc]:
     return out
 
 
-def scan_set8(data: bytes, btf: BTF, little_endian: bool = True) -> list[BTFIdSet]:
-    """Find the ``btf_id_set8`` sets of a ``.BTF_ids`` section without symbols.
-
-    A set is accepted at a 4-byte offset where the header's flags word is 0 or
-    BTF_SET8_KFUNCS and ``cnt`` >= 1 pairs follow whose ids are strictly
-    increasing (resolve_btfids sorts sets for the kernel's bsearch), all name
-    FUNCs of ``btf``, and whose flags use known KF_* bits only. Scanning
-    resumes after an accepted set. Sets are named by their offset.
-    """
-    from kfunc.btf import format as fmt
-    from kfunc.elf import BTFIdEntry, BTFIdSet
-    from kfunc.kernel_api.flags import BTF_SET8_KFUNCS, KF_FLAGS
-
-    kf_mask = sum(f.value for f in KF_FLAGS)
-
-    words = array("I")
-    words.frombytes(data[: len(data) // 4 * 4])
-    if little_endian != (array("I", [1]).tobytes()[0] == 1):
-        words.byteswap()
-    n = len(words)
-    first, end = btf.start_id, len(btf)
-    kind = btf.kind
-    func = fmt.BTF_KIND_FUNC
-    sets = []
-    o = 0
-    while o + 4 <= n:
-        cnt, flags = words[o], words[o + 1]
-        stop = o + 2 + 2 * cnt
-        if cnt == 0 or flags & ~BTF_SET8_KFUNCS or stop > n:
-            o += 1
-            continue
-        ids = words[o + 2 : stop : 2]
-        kf = words[o + 3 : stop : 2]
-        if (
-            max(kf) & ~kf_mask
-            or ids[0] < first
-            or ids[-1] >= end
-            or any(a >= b for a, b in pairwise(ids))
-            or any(kind(i) != func for i in ids)
-        ):
-            o += 1
-            continue
-        entries = tuple(BTFIdEntry(i, f) for i, f in zip(ids, kf, strict=True))
-        sets.append(BTFIdSet(f".BTF_ids+{4 * o:#x}", True, flags, entries))
-        o = stop
-    return sets
-
-
 # --- files ----------------------------------------------------------------------
-
-
-def _elf_sets(elf: ElfObject, btf: BTF) -> list[BTFIdSet]:
-    """The ID sets of an ELF file: by symbols where it has a symbol table, else
-    (a vmlinux out of a bzImage) by :func:`scan_set8`."""
-    if not elf.has_section(".BTF_ids"):
-        return []
-    if elf.has_section(".symtab"):
-        return elf.btf_id_sets()
-    from kfunc.btf.format import BTF_MAGIC
-
-    # .BTF is in the file's byte order: its magic says which.
-    little = elf.section(".BTF")[:2] == BTF_MAGIC.to_bytes(2, "little")
-    return scan_set8(elf.section(".BTF_ids"), btf, little)
 
 
 def elf_kfuncs(elf: ElfObject, btf: BTF, owner: str) -> list[Kfunc]:
     """The kfuncs an ELF file defines: by decl tags where its BTF has them, with the
     KF_* flags of the ``.BTF_ids`` kfunc sets that hold them (see :func:`kfunc_sets`
     and :func:`merge_flags`); by the sets alone where the BTF has no tags."""
-    from_sets = set_kfuncs(btf, kfunc_sets(_elf_sets(elf, btf)), owner)
+    from_sets = set_kfuncs(btf, kfunc_sets(elf.btf_id_sets(btf)), owner)
     tagged = tagged_kfuncs(btf, owner)
     return merge_flags(tagged, from_sets) if tagged else from_sets
 
@@ -565,7 +501,7 @@ def _check_sets_resolved(path: Path, base: Path, elf: ElfObject, btf: BTF) -> No
     kfunc set ids names a FUNC over it, as happens over another kernel's BTF."""
     from kfunc.btf import format as fmt
 
-    ids = [e.btf_id for s in kfunc_sets(_elf_sets(elf, btf)) for e in s.entries if e.btf_id]
+    ids = [e.btf_id for s in kfunc_sets(elf.btf_id_sets(btf)) for e in s.entries if e.btf_id]
     if ids and not any(
         btf.start_id <= i < len(btf) and btf.kind(i) == fmt.BTF_KIND_FUNC for i in ids
     ):

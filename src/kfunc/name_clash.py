@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from kfunc.check import VMLINUX, Problem
+from kfunc.check.finding import Finding
+from kfunc.check.rules import VMLINUX
 
 if TYPE_CHECKING:
     from kfunc.kernels.target import Kernel
@@ -31,7 +32,7 @@ __all__ = ["name_clashes"]
 
 def name_clashes(
     module: str, kfuncs: Iterable[str], kernel: Kernel, progress: Progress | None = None
-) -> list[Problem]:
+) -> list[Finding]:
     """The kfuncs of ``module`` whose names ``kernel``'s vmlinux or one of its
     modules (the image package's) already uses."""
     from kfunc.inventory import kernel_inventory
@@ -49,7 +50,8 @@ def name_clashes(
         if owner is not None and owner != module:
             where = "vmlinux" if owner == VMLINUX else f"module {owner}"
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"module {module}'s kfunc {name} is already a kfunc of {where} on Linux "
                     f"{kernel.version}: the kernel refuses the module's set (insmod: -EINVAL, "
                     f"'kfunc {name} (id: N) is already present in {where}'), and libbpf would "
@@ -60,7 +62,8 @@ def name_clashes(
             )
         elif name in functions:
             problems.append(
-                Problem(
+                Finding(
+                    "error",
                     f"module {module}'s kfunc {name} is already a function of vmlinux on Linux "
                     f"{kernel.version}: libbpf binds a program's extern {name} to vmlinux's, "
                     f"which is no kfunc ('calling kernel function {name} is not allowed')",

@@ -158,33 +158,25 @@ def _caller_source(kfuncs: list[tuple[str, int]]) -> str:
 
 def _programs(obj: Path, ids: dict[str, int]) -> list[dict[str, Any]]:
     """Each program of the compiled object, with its kfunc call patched."""
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
+    # Host side only, like _plan's imports: the guest imports this module for
+    # run_probe and needs no ELF reader.
+    from kfunc.check.bpf_object import read_bpf_object
 
+    bpf = read_bpf_object(obj, require_btf=False)
     out = []
-    with obj.open("rb") as f:
-        elf = ELFFile(f)
-        symtab = elf.get_section_by_name(".symtab")
-        assert isinstance(symtab, SymbolTableSection)  # clang's objects always have one
-        for rel in elf.iter_sections():
-            if not isinstance(rel, RelocationSection) or rel["sh_info"] == 0:
+    for section, code in bpf.code.items():
+        if not section.startswith("probe/"):
+            continue
+        insns = bytearray(code)
+        name = None
+        for r in bpf.relocations:
+            if r.section != section or r.symbol not in ids:
                 continue
-            target = elf.get_section(rel["sh_info"])
-            if not target.name.startswith("probe/"):
-                continue
-            insns = bytearray(target.data())
-            name = None
-            for r in rel.iter_relocations():
-                sym = symtab.get_symbol(r["r_info_sym"]).name
-                if sym not in ids:
-                    continue
-                at = r["r_offset"]
-                insns[at + 1] = (_BPF_PSEUDO_KFUNC_CALL << 4) | (insns[at + 1] & 0x0F)
-                struct.pack_into("<hi", insns, at + 2, 0, ids[sym])
-                name = sym
-            if name is not None:
-                out.append({"kfunc": name, "insns": bytes(insns).hex()})
+            insns[r.offset + 1] = (_BPF_PSEUDO_KFUNC_CALL << 4) | (insns[r.offset + 1] & 0x0F)
+            struct.pack_into("<hi", insns, r.offset + 2, 0, ids[r.symbol])
+            name = r.symbol
+        if name is not None:
+            out.append({"kfunc": name, "insns": bytes(insns).hex()})
     return out
 
 

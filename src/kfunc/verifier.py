@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kfunc.errors import KfuncError
+from kfunc.errors import VerifierError
 from kfunc.verifier_rules import DEFAULTS, RULES, Rule
 
 __all__ = [
@@ -33,10 +33,10 @@ __all__ = [
     "LineInfo",
     "Rule",
     "SourceLine",
-    "VerifierError",
     "explain_log",
     "parse_log",
     "rejection_line",
+    "verifier_error",
 ]
 
 
@@ -137,24 +137,20 @@ class Explanation:
         }
 
 
-class VerifierError(KfuncError):
-    """A program the verifier (or the loader before it) rejected, explained.
-
-    Prints like cilium/ebpf's: the explanation, then the fix; ``log`` keeps the
-    whole log, ``explanation`` the :class:`Explanation` (None if no rule matched).
-    """
-
-    def __init__(self, explanation: Explanation | None, log: str, fallback: str) -> None:
-        if explanation is None:
-            lines = [ln for ln in _clean(log.splitlines()) if ln.strip()]
-            last = rejection_line(log)
-            omitted = f" ({len(lines) - 1} line(s) omitted)" if len(lines) > 1 else ""
-            message = f"{fallback}: {last}{omitted}" if last else fallback
-            super().__init__(message, "read the whole verifier log (--verbose)")
-        else:
-            super().__init__(explanation.summary(), explanation.fix)
-        self.explanation = explanation
-        self.log = log
+def verifier_error(explanation: Explanation | None, log: str, fallback: str) -> VerifierError:
+    """A :class:`~kfunc.errors.VerifierError` that prints like cilium/ebpf's: the
+    explanation, then its fix; without one, ``fallback``, the log's rejection
+    line and "(N line(s) omitted)". ``log`` stays whole in the error."""
+    if explanation is not None:
+        return VerifierError(
+            explanation.summary(), log=log, fix=explanation.fix,
+            program=explanation.program, explanation=explanation,
+        )  # fmt: skip
+    lines = [ln for ln in _clean(log.splitlines()) if ln.strip()]
+    last = rejection_line(log)
+    omitted = f" ({len(lines) - 1} line(s) omitted)" if len(lines) > 1 else ""
+    message = f"{fallback}: {last}{omitted}" if last else fallback
+    return VerifierError(message, log=log, fix="read the whole verifier log (--verbose)")
 
 
 #: Lines a verifier log ends with after its verdict: the statistics

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from kfunc.errors import LibbpfError
+from kfunc.errors import LibbpfError, VerifierError
 from kfunc.libbpf import _ctypes as lib
 
 __all__ = [
@@ -53,6 +53,8 @@ _LEVELS = {
 # libbpf's prefix on every message; the logger's name says it instead.
 _PREFIX = "libbpf: "
 _PROG_MESSAGE = re.compile(r"prog '([^']+)': ")
+# libbpf's word (bpf_object_load_prog()) for a program the kernel refused.
+_REFUSED = re.compile(r"prog '([^']+)': BPF program load failed")
 # libbpf messages that already name their object.
 _NAMED_MESSAGE = re.compile(r"(prog|map|object) '|extern ")
 # Printed by libbpf next to the load failure; the log itself is in LibbpfError.log.
@@ -144,6 +146,20 @@ def libbpf_error(
         message = f"{subject}: {message}"
     log = "\n".join(text for _, text in records)
     return LibbpfError(message, errno=err, log=log, fix=fix)
+
+
+def load_error(
+    message: str, errno: int, log: str, fix: str | None, *, loader: str | None = None
+) -> LibbpfError:
+    """The error of a failed object load: a :class:`~kfunc.errors.VerifierError`
+    where libbpf says the kernel refused a program (``prog 'x': BPF program load
+    failed: ...``; ``log`` is then the verifier's), else a LibbpfError (an
+    extern not found, a map refused ...). ``loader`` is libbpf's own message
+    where ``message`` is another (the guest's explanation of it)."""
+    refused = _REFUSED.match(loader or message)
+    if refused is not None:
+        return VerifierError(message, errno, log, fix, program=refused.group(1))
+    return LibbpfError(message, errno, log, fix)
 
 
 def _fix_for(err: int, message: str, verifier_log: str = "") -> str | None:
@@ -271,8 +287,9 @@ class BpfObject:
     def load(self) -> BpfObject:
         """Load maps and programs into the kernel; returns ``self``.
 
-        A rejected program raises LibbpfError with libbpf's message
-        (``prog 'x': BPF program load failed: ...``) and the verifier log.
+        A program the kernel refuses raises VerifierError (a LibbpfError) with
+        libbpf's message (``prog 'x': BPF program load failed: ...``) and the
+        verifier log; other failures raise LibbpfError.
         """
         ptr = self._check_open()
         with libbpf_messages() as records:
@@ -290,9 +307,8 @@ class BpfObject:
         verifier_log = ""
         if match and match.group(1) in self.programs:
             verifier_log = self.programs[match.group(1)].log
-        error.log = verifier_log or error.log
-        error.fix = _fix_for(err, error.message, verifier_log)
-        return error
+        fix = _fix_for(err, error.message, verifier_log)
+        return load_error(error.message, err, verifier_log or error.log, fix)
 
     def close(self) -> None:
         """Destroy dependent links and ring buffers, then close the object (idempotent)."""

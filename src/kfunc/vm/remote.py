@@ -35,7 +35,7 @@ from typing import Any
 
 from kfunc.errors import GuestError, LibbpfError
 from kfunc.kbuild import ModuleBuild
-from kfunc.libbpf.object import RunResult
+from kfunc.libbpf.object import RunResult, load_error
 from kfunc.libbpf.ringbuf import EventType, event_decoder
 from kfunc.vm.session import SessionClient
 
@@ -62,7 +62,10 @@ def call(session: SessionClient, op: str, wait: float = 120.0, **args: Any) -> d
         return event.get("data") or {}
     data = event.get("data") or {}
     if "errno" in data:
-        raise LibbpfError(event["error"], data["errno"] or 0, data.get("log", ""), event.get("fix"))
+        # A program the guest's kernel refused: VerifierError, as on the host. The
+        # guest words it with its explanation and keeps libbpf's words in "loader".
+        raise load_error(event["error"], data["errno"] or 0, data.get("log", ""), event.get("fix"),
+                         loader=data.get("loader"))  # fmt: skip
     raise GuestError(event["error"], event.get("kernel_log"), event.get("fix"))
 
 
@@ -162,8 +165,8 @@ class RemoteObject:
         The programs loaded are those the object's sections autoload (not
         ``SEC("?tc")``), or ``programs`` only, as a selftest sets autoload.
         ``log_level`` 1 keeps each program's verifier log (``RemoteProgram.log``)
-        of a successful load too. A refused program raises LibbpfError whose
-        ``log`` is the verifier's."""
+        of a successful load too. A refused program raises VerifierError (a
+        LibbpfError) whose ``log`` is the verifier's."""
         self._guest_path = stage(self.session, self.path)
         try:
             call(self.session, "bpf_load", path=self._guest_path, attach=attach,
