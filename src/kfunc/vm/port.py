@@ -5,8 +5,10 @@ message is a frame: 4 bytes of length (big-endian), then that many bytes. A
 request is one JSON frame, answered by one JSON frame:
 
 - ``{"ping": true}``: the agent is up; ``{"ok": true, "release": ...}``;
-- ``{"clock": NS}``: set the guest's CLOCK_REALTIME (a restored guest wakes
-  with the time of its snapshot);
+- ``{"clock": NS, "seed": HEX}``: set the guest's CLOCK_REALTIME (a restored
+  guest wakes with the time of its snapshot) and mix the host's random bytes
+  into the kernel's pool and Python's ``random`` (it wakes with the same
+  random state every time);
 - ``{"put": PATH, "mode": M}``, followed by a frame of the file's bytes:
   write it at PATH in the guest (the run's modules and BPF objects travel so,
   at their host paths, so that steps name them as they are on the host);
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import struct
 import time
@@ -114,6 +117,11 @@ def serve_port() -> int:
             reply["release"] = os.uname().release
         elif "clock" in request:
             time.clock_settime_ns(time.CLOCK_REALTIME, int(request["clock"]))
+            # Every restore starts with the same random state: mix in the host's.
+            seed = bytes.fromhex(request.get("seed", ""))
+            with open("/dev/urandom", "wb") as pool:
+                pool.write(seed)
+            random.seed(seed)
         elif "put" in request:
             data = port.receive()
             path = Path(request["put"])

@@ -284,6 +284,7 @@ class SnapshotSession(PortClient):
         self.machine: _Machine | None = None
         self.snapshot: SnapshotFile | None = None
         self.restored = False  # False: this session had to boot and save first
+        self.accel = "tcg"
         self.timings: dict[str, float] = {}
         super().__init__(Path("/nonexistent"), Path(tempfile.mkdtemp(prefix="kfunc-session-")))
 
@@ -368,7 +369,8 @@ class SnapshotSession(PortClient):
         deadline = time.monotonic() + timeout
         try:
             client.connect(timeout)
-            return client.request({"clock": time.time_ns()}, max(1.0, deadline - time.monotonic()))
+            wake = {"clock": time.time_ns(), "seed": os.urandom(32).hex()}
+            return client.request(wake, max(1.0, deadline - time.monotonic()))
         except (OSError, LostVMError) as exc:
             why = machine.stderr() or str(exc)
             raise LostVMError(
@@ -385,6 +387,7 @@ class SnapshotSession(PortClient):
         try:
             for attempt in (1, 2):
                 snap, initrd, accel = self._find_or_make()
+                self.accel = accel
                 self.restored = attempt == 1 and "boot" not in self.timings
                 t1 = time.monotonic()
                 if _sha256(snap.path) != snap.sha256:
