@@ -21,6 +21,7 @@ The host side is :class:`PortClient`, with the interface of
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -35,6 +36,7 @@ __all__ = ["AGENT_IMPORTS", "PortClient", "serve_port"]
 
 PORT_NAME = "kfunc"
 _LEN = struct.Struct(">I")
+_RNDRESEEDCRNG = 0x5207  # _IO('R', 0x07), include/uapi/linux/random.h (v4.17)
 # What the agent imports lazily in its steps: imported before a snapshot is
 # taken (so that no restored guest pays for them), and packed in the archive
 # (kfunc.vm.initramfs).
@@ -121,6 +123,7 @@ def serve_port() -> int:
             seed = bytes.fromhex(request.get("seed", ""))
             with open("/dev/urandom", "wb") as pool:
                 pool.write(seed)
+                fcntl.ioctl(pool, _RNDRESEEDCRNG)  # new keys now, not in a minute
             random.seed(seed)
         elif "put" in request:
             data = port.receive()
@@ -171,10 +174,10 @@ class PortClient:
                 sock.connect(str(self.socket_path))
                 self._sock = sock
                 return
-            except OSError:
+            except OSError as exc:
                 sock.close()
                 if not self._alive() or time.monotonic() > deadline:
-                    raise
+                    raise self._lost(f"no channel to connect to ({exc})") from None
                 time.sleep(0.01)
 
     def close_socket(self) -> None:
@@ -210,6 +213,8 @@ class PortClient:
                 if not self._alive():
                     raise self._lost("powered off before it answered") from None
                 continue
+            except OSError as exc:
+                raise self._lost(f"channel broke before it answered ({exc})") from None
             if not chunk:
                 raise self._lost("closed its channel before it answered")
             chunks.append(chunk)
