@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from kfunc.vm.keeper import KeptSession
     from kfunc.vm.remote import GuestModule, RemoteObject
     from kfunc.vm.session import GuestSession
+    from kfunc.vm.snapshot import SnapshotSession
 
 __all__ = ["BpfLoader", "kernel_names"]
 
@@ -155,8 +156,11 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 @pytest.fixture(scope="session")
-def kernel(request: pytest.FixtureRequest) -> Iterator[GuestSession | KeptSession]:
-    """The target kernel, booted and serving: a GuestSession (one boot per kernel).
+def kernel(
+    request: pytest.FixtureRequest,
+) -> Iterator[GuestSession | KeptSession | SnapshotSession]:
+    """The target kernel, serving: restored from its snapshot (a SnapshotSession),
+    else booted (a GuestSession); one guest per kernel and test session.
 
     Where a kept guest of the kernel is up (``kfunc vm start``), the tests use
     it instead and nothing boots.
@@ -172,12 +176,17 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[GuestSession | KeptSessio
         _require(False, f"kernel {name} not available: {exc.message}")
         raise
     from kfunc.vm.keeper import KeptSession, find_kept
+    from kfunc.vm.snapshot import SnapshotSession, snapshot_supported
 
     kept = find_kept(target)
     if kept is not None:  # `kfunc vm start`: no boot
-        session: GuestSession | KeptSession = KeptSession(kept, target)
+        session: GuestSession | KeptSession | SnapshotSession = KeptSession(kept, target)
     else:
-        session = GuestSession(target, idle=3600.0)
+        # restored from the kernel's snapshot (KFUNC_SNAPSHOT=0: a vng boot)
+        if snapshot_supported(target):
+            session = SnapshotSession(target)
+        else:
+            session = GuestSession(target, idle=3600.0)
         try:
             session.start()
         except KfuncError as exc:

@@ -249,7 +249,7 @@ def run_projects(
     elif kept is not None:
         events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared, report,
                                  progress, timeout, trace_timeout)  # fmt: skip
-    elif snapshot_supported(kernel):
+    elif snapshot_supported(kernel) and not any(_runs_host_tools(b.project) for b in prepared):
         events = _run_in_restored_guest(kernel, prepared, report, progress, timeout,
                                         trace_timeout)  # fmt: skip
     else:
@@ -309,6 +309,13 @@ def _run_on_host(
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
     return events
+
+
+def _runs_host_tools(project: Project) -> bool:
+    """Whether the project's trigger is a shell command: it may run a host tool that
+    only a guest with the host's root (a vng boot) has, not the restored guest's
+    initramfs (busybox)."""
+    return project.trigger not in (None, "unlink")
 
 
 def _run_in_restored_guest(
