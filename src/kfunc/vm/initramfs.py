@@ -234,7 +234,4 @@ def build_initramfs(directory: Path) -> Path:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    for old in directory.glob("root-*.cpio"):
-        if old != out:
-            old.unlink(missing_ok=True)
     return out

@@ -139,6 +139,22 @@ def remove_snapshots(release: str | None = None) -> list[tuple[str, int]]:
     return removed
 
 
+_KEEP = 3  # snapshots of one release kept (other kfunc versions on the host use theirs)
+
+
+def _prune(directory: Path, release: str) -> None:
+    """Remove all but the newest snapshots of ``release``, and the initramfs
+    archives no snapshot refers to any more."""
+    mine = sorted((s for s in list_snapshots() if s.release == release),
+                  key=lambda s: s.created, reverse=True)  # fmt: skip
+    for old in mine[_KEEP:]:
+        old.remove()
+    used = {(read_json(s.meta) or {}).get("initrd") for s in list_snapshots()}
+    for cpio in directory.glob("root-*.cpio"):
+        if cpio.name not in used:
+            cpio.unlink(missing_ok=True)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -320,9 +336,6 @@ class SnapshotSession(PortClient):
         self, directory: Path, name: str, key: str, initrd: Path, accel: str
     ) -> SnapshotFile:
         """Boot to the agent's first answer and save the machine to a new file."""
-        for old in list_snapshots():  # what this kernel had before is stale now
-            if old.release == self.kernel.release:
-                old.remove()
         machine = _Machine(self.kernel, initrd, accel)
         path = directory / f"{name}.vmstate"
         partial = directory / f".{name}.{os.getpid()}.partial"
@@ -357,7 +370,9 @@ class SnapshotSession(PortClient):
             os.replace(partial, path)
             record = snap.to_dict()
             record.pop("path")
+            record["initrd"] = initrd.name
             write_json(snap.meta, record)
+            _prune(directory, self.kernel.release)
             return snap
         finally:
             machine.stop()
