@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -10,13 +12,12 @@ import pytest
 from conftest import EXAMPLES, qemu_processes
 
 from kfunc.build import build_project
+from kfunc.cli import main
 from kfunc.errors import LostVMError
 from kfunc.kernels.target import Kernel
 from kfunc.project import Project
 from kfunc.vm.port import PortClient
 from kfunc.vm.snapshot import SnapshotSession, _Machine, _sha256, list_snapshots
-
-pytestmark = pytest.mark.vm
 
 
 def _shell(session: SnapshotSession, command: str) -> str:
@@ -25,6 +26,7 @@ def _shell(session: SnapshotSession, command: str) -> str:
     return str(event["data"]["output"])
 
 
+@pytest.mark.vm
 def test_restored_guests_start_pristine(kernel_612: Kernel, tmp_path: Path) -> None:
     built = build_project(Project.load(EXAMPLES / "refobj"), kernel_612)
     assert built.module is not None
@@ -83,3 +85,35 @@ def test_restored_guests_start_pristine(kernel_612: Kernel, tmp_path: Path) -> N
         machine.stop()
     assert not machine.tmp.exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_kernels_lists_and_removes_snapshots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KFUNC_CACHE", str(tmp_path))
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    release = "6.12.117+deb12-amd64"
+    state = snapshots / f"{release}-0123456789abcdef.vmstate"
+    state.write_bytes(b"QEVM" + bytes(4096))
+    (snapshots / "root-0123456789abcdef.cpio").write_bytes(b"070701")
+    record = {"release": release, "key": "0123456789abcdef", "size": 4100,
+              "sha256": hashlib.sha256(state.read_bytes()).hexdigest(),
+              "boot_seconds": 21.5, "created": time.time(),
+              "initrd": "root-0123456789abcdef.cpio"}  # fmt: skip
+    state.with_suffix(".json").write_text(json.dumps(record))
+
+    assert main(["kernels", "--cached", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["snapshots"]
+    assert listed["release"] == release and listed["path"] == str(state)
+    assert main(["kernels", "--cached"]) == 0
+    assert f"{release}" in capsys.readouterr().out.split("SNAPSHOT OF", 1)[1]
+
+    assert main(["kernels", "--remove-snapshot", "6.1"]) == 0  # another series: kept
+    assert "no snapshot of 6.1" in capsys.readouterr().out
+    assert state.exists()
+    assert main(["kernels", "--remove-snapshot", "6.12"]) == 0
+    assert f"removed snapshot {release}" in capsys.readouterr().out
+    assert not state.exists() and not state.with_suffix(".json").exists()
+    assert main(["kernels", "--remove-snapshot", "all"]) == 0  # the archive goes too
+    assert not list(snapshots.iterdir())

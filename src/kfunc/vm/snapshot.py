@@ -433,6 +433,10 @@ class SnapshotSession(PortClient):
         """The guest console's last kernel lines (for a failing test's report)."""
         return self.machine.kernel_log(last) if self.machine else []
 
+    def console_lines(self) -> list[ConsoleLine]:
+        """The guest's console since the restore."""
+        return self.machine.console_lines() if self.machine else []
+
     def close(self) -> None:
         """Unload what is loaded, end qemu, remove everything of the session."""
         if self.machine is not None:
