@@ -23,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -191,6 +193,24 @@ class _Cpio:
         self.f.close()
 
 
+_STRIP_ABOVE = 4 << 20  # bytes: pyenv's libpython is 23 MB, 6 MB without debug info
+
+
+def _read(path: str, size: int) -> bytes:
+    """The file's bytes; a large ELF file without its debug sections (every byte
+    of the archive is guest memory, and every byte of guest memory is in the
+    snapshot)."""
+    data = Path(path).read_bytes()
+    strip = shutil.which("strip")
+    if size < _STRIP_ABOVE or not data.startswith(b"\x7fELF") or strip is None:
+        return data
+    with tempfile.TemporaryDirectory(prefix="kfunc-strip-") as tmp:
+        out = os.path.join(tmp, "stripped")
+        proc = subprocess.run([strip, "--strip-debug", "-o", out, path], capture_output=True,
+                              timeout=120, check=False)  # fmt: skip
+        return Path(out).read_bytes() if proc.returncode == 0 else data
+
+
 def _write(out: Path, files: Iterable[str]) -> None:
     cpio = _Cpio(out)
     # merged /usr: /bin, /lib, /lib64, /sbin are links on the host as in the guest
@@ -207,7 +227,7 @@ def _write(out: Path, files: Iterable[str]) -> None:
             cpio.symlink(path, os.readlink(path))
             continue
         st = os.stat(path)
-        cpio.add(path, Path(path).read_bytes(), stat.S_IMODE(st.st_mode), int(st.st_mtime))
+        cpio.add(path, _read(path, st.st_size), stat.S_IMODE(st.st_mode), int(st.st_mtime))
     busybox = os.path.realpath(BUSYBOX)
     applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
     for applet in applets.stdout.split():

@@ -24,6 +24,7 @@ temporary directory (sockets, console log).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -34,6 +35,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -149,7 +151,13 @@ def _prune(directory: Path, release: str) -> None:
                   key=lambda s: s.created, reverse=True)  # fmt: skip
     for old in mine[_KEEP:]:
         old.remove()
-    used = {(read_json(s.meta) or {}).get("initrd") for s in list_snapshots()}
+    used = set()
+    for snap in list_snapshots():
+        initrd = (read_json(snap.meta) or {}).get("initrd")
+        if initrd and (directory / initrd).exists():
+            used.add(initrd)
+        else:
+            snap.remove()  # its archive is gone: it can never be restored
     for cpio in directory.glob("root-*.cpio"):
         if cpio.name not in used:
             cpio.unlink(missing_ok=True)
@@ -238,7 +246,7 @@ class _Machine:
         self.start = time.monotonic()
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
 
     @property
@@ -269,6 +277,16 @@ class _Machine:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+_PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In qemu's child before exec: SIGKILL when kfunc dies, even by SIGKILL (qemu
+    has a session of its own, and the restored guest no idle timeout)."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
     with path.open("a") as f:
@@ -292,7 +310,6 @@ class SnapshotSession(PortClient):
         *,
         on_line: Callable[[ConsoleLine], None] | None = None,
         boot_timeout: float = _BOOT_TIMEOUT,
-        idle: float = 0.0,  # unused: a restored guest ends with its session
     ) -> None:
         self.kernel = kernel
         self.on_line = on_line
@@ -404,22 +421,27 @@ class SnapshotSession(PortClient):
                 snap, initrd, accel = self._find_or_make()
                 self.accel = accel
                 self.restored = attempt == 1 and "boot" not in self.timings
-                t1 = time.monotonic()
-                if _sha256(snap.path) != snap.sha256:
-                    snap.remove()  # damaged: made again, never trusted
-                    continue
-                self.timings["check"] = time.monotonic() - t1
+                # The checksum is read while qemu loads the file (both mostly
+                # wait on the page cache); nothing is sent to the guest before
+                # it is known good.
+                digest: list[str] = []
+                check = threading.Thread(target=lambda p, d: d.append(_sha256(p)),
+                                         args=(snap.path, digest), daemon=True)  # fmt: skip
+                check.start()
                 self.machine = _Machine(self.kernel, initrd, accel)
                 self.machine.launch(incoming=snap.path)
                 self.socket_path = self.machine.tmp / "port"
                 self._alive = lambda: self.alive
+                check.join()
                 try:
+                    if digest != [snap.sha256]:
+                        raise LostVMError(f"snapshot {snap.path.name}: checksum differs")
                     self._first_answer(self.machine, self, _RESTORE_TIMEOUT, "restore")
                 except LostVMError:
                     if attempt == 2:
                         raise
                     self.machine.stop()
-                    snap.remove()  # qemu could not load it, or the guest is lost
+                    snap.remove()  # damaged, or qemu could not load it: made again
                     continue
                 self.snapshot = snap
                 self.timings["first_answer"] = time.monotonic() - t0
