@@ -21,8 +21,10 @@ files, and the identity of python, its library directory, libbpf and busybox.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import py_compile
 import shutil
 import stat
 import subprocess
@@ -211,7 +213,17 @@ def _read(path: str, size: int) -> bytes:
         return Path(out).read_bytes() if proc.returncode == 0 else data
 
 
-def _write(out: Path, files: Iterable[str]) -> None:
+def _compiled(path: str, tmp: str) -> bytes:
+    """The module's bytecode (its .pyc, stamped with the source's mtime and size,
+    as the archive keeps them): a restored guest that imports a module lazily
+    must not compile it under TCG each time, and the restored root is never
+    written back."""
+    out = os.path.join(tmp, "module.pyc")
+    py_compile.compile(path, cfile=out, doraise=True)
+    return Path(out).read_bytes()
+
+
+def _write(out: Path, files: Iterable[str], scratch: str) -> None:
     cpio = _Cpio(out)
     # merged /usr: /bin, /lib, /lib64, /sbin are links on the host as in the guest
     for top in ("bin", "lib", "lib64", "sbin"):
@@ -228,6 +240,8 @@ def _write(out: Path, files: Iterable[str]) -> None:
             continue
         st = os.stat(path)
         cpio.add(path, _read(path, st.st_size), stat.S_IMODE(st.st_mode), int(st.st_mtime))
+        if path.endswith(".py"):
+            cpio.add(importlib.util.cache_from_source(path), _compiled(path, scratch))
     busybox = os.path.realpath(BUSYBOX)
     applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
     for applet in applets.stdout.split():
@@ -250,7 +264,8 @@ def build_initramfs(directory: Path) -> Path:
         return out
     tmp = out.with_name(f".{out.name}.{os.getpid()}")
     try:
-        _write(tmp, _files(_collect()))
+        with tempfile.TemporaryDirectory(prefix="kfunc-initramfs-") as scratch:
+            _write(tmp, _files(_collect()), scratch)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
