@@ -84,6 +84,16 @@ def test_restored_guests_start_pristine(kernel_612: Kernel, tmp_path: Path) -> N
     finally:
         machine.stop()
     assert not machine.tmp.exists()
+
+    # The cached file damaged: it is not restored, but made again (one boot).
+    with snap.path.open("r+b") as f:
+        f.truncate(snap.size - 4096)
+    with SnapshotSession(kernel_612) as third:
+        assert not third.restored
+        assert third.snapshot is not None and third.snapshot.path.exists()
+        assert _sha256(third.snapshot.path) == third.snapshot.sha256
+        assert _shell(third, "uname -r").strip() == kernel_612.release
+    assert qemu_processes() <= before
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
