@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, qemu_processes
+from conftest import EXAMPLES, ROOT, qemu_processes
 
 from kfunc.build import build_project
 from kfunc.cli import main
 from kfunc.errors import LostVMError
 from kfunc.kernels.target import Kernel
 from kfunc.project import Project
+from kfunc.run import run_projects
 from kfunc.vm.port import PortClient
 from kfunc.vm.snapshot import SnapshotSession, _Machine, _sha256, list_snapshots
 
@@ -127,3 +128,15 @@ def test_kernels_lists_and_removes_snapshots(
     assert not state.exists() and not state.with_suffix(".json").exists()
     assert main(["kernels", "--remove-snapshot", "all"]) == 0  # the archive goes too
     assert not list(snapshots.iterdir())
+
+
+@pytest.mark.vm
+def test_restored_guest_that_panics(kernel_612: Kernel) -> None:
+    """A module whose init panics the restored guest: the error says so, with its log."""
+    before = qemu_processes()
+    with pytest.raises(LostVMError) as err:
+        run_projects([Project.load(ROOT / "tests" / "data" / "faults" / "panic_init")], "6.12")
+    assert err.value.message.startswith("guest 6.12")
+    assert "kernel panic: kfunc fault test: panic in module init" in err.value.message
+    assert any("Kernel panic - not syncing" in line for line in err.value.kernel_log)
+    assert qemu_processes() <= before

@@ -201,10 +201,11 @@ def run_projects(
     """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring.
 
     Where a kept guest of that kernel is up (``kfunc vm start``), the plan goes
-    to it instead, and nothing boots; so it does to ``session``, a guest of
-    that kernel already serving (a test's GuestSession). ``on_host``: the plan
-    runs in the running kernel (``kernel_name`` must be ``host``), where it can
-    load modules.
+    to it instead, and nothing boots; else a guest restored from the kernel's
+    snapshot runs it (:mod:`kfunc.vm.snapshot`; ``use_kept=False`` boots). So
+    it does to ``session``, a guest of that kernel already serving (a test's
+    GuestSession). ``on_host``: the plan runs in the running kernel
+    (``kernel_name`` must be ``host``), where it can load modules.
     """
     progress = progress or Progress()
     check_runnable(projects)
@@ -249,7 +250,11 @@ def run_projects(
     elif kept is not None:
         events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared, report,
                                  progress, timeout, trace_timeout)  # fmt: skip
-    elif snapshot_supported(kernel) and not any(_runs_host_tools(b.project) for b in prepared):
+    elif (
+        use_kept  # --boot: a real boot
+        and snapshot_supported(kernel)
+        and not any(_runs_host_tools(b.project) for b in prepared)
+    ):
         events = _run_in_restored_guest(kernel, prepared, report, progress, timeout,
                                         trace_timeout)  # fmt: skip
     else:

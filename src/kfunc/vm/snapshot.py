@@ -47,7 +47,7 @@ from kfunc.errors import KfuncError, LostVMError, MissingToolError
 from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.vm.accel import probe_accel
-from kfunc.vm.guest import ConsoleLine
+from kfunc.vm.guest import _PANIC, ConsoleLine
 from kfunc.vm.initramfs import build_initramfs, inputs_key
 from kfunc.vm.port import PortClient
 
@@ -454,6 +454,24 @@ class SnapshotSession(PortClient):
     def kernel_log(self, last: int = 30) -> list[str]:
         """The guest console's last kernel lines (for a failing test's report)."""
         return self.machine.kernel_log(last) if self.machine else []
+
+    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[dict[str, Any]]:
+        """As :meth:`PortClient.call`; a lost guest's error says whether it panicked
+        and carries its console's last kernel lines."""
+        try:
+            return super().call(request, timeout)
+        except LostVMError as exc:
+            log = self.kernel_log(200)
+            panic = next((line for line in log if _PANIC.search(line)), None)
+            why = f"kernel panic: {_PANIC.split(panic, 1)[-1].strip(' :')}" if panic else None
+            at = log.index(panic) if panic else len(log)
+            raise LostVMError(
+                f"guest {self.kernel.release}: {why or exc.message.removeprefix('guest: ')}",
+                log[max(0, at - 8) : at + 12] if panic else log[-20:],
+                "the kernel log above shows where; a module's init or exit is the usual cause"
+                if panic
+                else exc.fix,
+            ) from None
 
     def console_lines(self) -> list[ConsoleLine]:
         """The guest's console since the restore."""
