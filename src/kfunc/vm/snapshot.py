@@ -66,11 +66,25 @@ _SAVE_TIMEOUT = 120.0
 _RESTORE_TIMEOUT = 30.0  # restore to the first answer: beyond it, the file is damaged
 
 
+# What the guest needs built in, with no module loaded: the initramfs root,
+# /dev, and the virtio-serial port of the agent. Debian's 6.12 and 7.x build
+# them in; 6.1 builds virtio_console and virtio_pci as modules.
+_BUILT_IN = ("CONFIG_BLK_DEV_INITRD", "CONFIG_DEVTMPFS", "CONFIG_VIRTIO_PCI",
+             "CONFIG_VIRTIO_CONSOLE")  # fmt: skip
+
+
 def snapshot_supported(kernel: Kernel) -> bool:
-    """Whether ``kernel`` can run as a restored guest here (else a vng boot)."""
+    """Whether ``kernel`` can run as a restored guest here (else a vng boot):
+    an image file whose config has :data:`_BUILT_IN` built in, and qemu."""
     if os.environ.get("KFUNC_SNAPSHOT", "1") == "0":
         return False
-    return kernel.vmlinuz.is_file() and shutil.which("qemu-system-x86_64") is not None
+    if not kernel.vmlinuz.is_file() or shutil.which("qemu-system-x86_64") is None:
+        return False
+    try:
+        config = set(kernel.config.read_text(errors="replace").splitlines())
+    except OSError:
+        return False
+    return all(f"{option}=y" in config for option in _BUILT_IN)
 
 
 def _directory() -> Path:
