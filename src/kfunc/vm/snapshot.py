@@ -302,9 +302,23 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def _lock(path: Path, timeout: float) -> Iterator[None]:
+    """The snapshot directory's lock: one process makes a snapshot, the others wait
+    for it (at most ``timeout`` s: the boot and the save of the one making it)."""
+    deadline = time.monotonic() + timeout
     with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise KfuncError(
+                        f"{path.parent}: another kfunc has been making a snapshot for "
+                        f"{timeout:.0f} s",
+                        "wait for it, or set KFUNC_SNAPSHOT=0 to boot with virtme-ng",
+                    ) from None
+                time.sleep(0.2)
         try:
             yield
         finally:
@@ -356,7 +370,7 @@ class SnapshotSession(PortClient):
         snap = _read_record(directory / f"{name}.json")
         if snap is not None and snap.path.exists() and initrd.exists():
             return snap, initrd, accel
-        with _lock(directory / ".lock"):
+        with _lock(directory / ".lock", self.boot_timeout + _SAVE_TIMEOUT + 60):
             snap = _read_record(directory / f"{name}.json")
             if snap is None or not snap.path.exists() or not initrd.exists():
                 initrd = build_initramfs(directory)
