@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,11 +336,9 @@ class SnapshotSession(PortClient):
         self,
         kernel: Kernel,
         *,
-        on_line: Callable[[ConsoleLine], None] | None = None,
         boot_timeout: float = _BOOT_TIMEOUT,
     ) -> None:
         self.kernel = kernel
-        self.on_line = on_line
         self.boot_timeout = boot_timeout
         self.machine: _Machine | None = None
         self.snapshot: SnapshotFile | None = None
