@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from kfunc.vm.keeper import KeptSession
     from kfunc.vm.remote import GuestModule, RemoteObject
     from kfunc.vm.session import GuestSession
+    from kfunc.vm.snapshot import SnapshotSession
 
 __all__ = ["BpfLoader", "kernel_names"]
 
@@ -165,8 +166,9 @@ def kfunc_kernel_names(pytestconfig: pytest.Config) -> list[str]:
 @pytest.fixture(scope="session")
 def kernel(
     request: pytest.FixtureRequest, kfunc_kernel_names: list[str]
-) -> Iterator[GuestSession | KeptSession]:
-    """The target kernel, booted and serving: a GuestSession (one boot per kernel).
+) -> Iterator[GuestSession | KeptSession | SnapshotSession]:
+    """The target kernel, serving: restored from its snapshot (a SnapshotSession),
+    else booted (a GuestSession); one guest per kernel and test session.
 
     Where a kept guest of the kernel is up (``kfunc vm start``), the tests use
     it instead and nothing boots.
@@ -182,12 +184,17 @@ def kernel(
         _require(False, f"kernel {name} not available: {exc.message}")
         raise
     from kfunc.vm.keeper import KeptSession, find_kept
+    from kfunc.vm.snapshot import SnapshotSession, snapshot_supported
 
     kept = find_kept(target)
     if kept is not None:  # `kfunc vm start`: no boot
-        session: GuestSession | KeptSession = KeptSession(kept, target)
+        session: GuestSession | KeptSession | SnapshotSession = KeptSession(kept, target)
     else:
-        session = GuestSession(target, idle=3600.0)
+        # restored from the kernel's snapshot (KFUNC_SNAPSHOT=0: a vng boot)
+        if snapshot_supported(target):
+            session = SnapshotSession(target)
+        else:
+            session = GuestSession(target, idle=3600.0)
         try:
             session.start()
         except KfuncError as exc:

@@ -29,7 +29,9 @@ from kfunc.project import Project, TestRun, bpf_sections, unpicked_bpf_sources
 from kfunc.vm.agent import EVENT_PREFIX
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
+from kfunc.vm.port import PortClient
 from kfunc.vm.session import SessionClient
+from kfunc.vm.snapshot import snapshot_supported
 
 __all__ = [
     "KernelOutcome",
@@ -193,16 +195,17 @@ def run_projects(
     timeout: float = 180.0,
     trace_timeout: float = 10.0,
     use_kept: bool = True,
-    session: SessionClient | None = None,
+    session: SessionClient | PortClient | None = None,
     on_host: bool = False,
 ) -> RunReport:
     """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring.
 
     Where a kept guest of that kernel is up (``kfunc vm start``), the plan goes
-    to it instead, and nothing boots; so it does to ``session``, a guest of
-    that kernel already serving (a test's GuestSession). ``on_host``: the plan
-    runs in the running kernel (``kernel_name`` must be ``host``), where it can
-    load modules.
+    to it instead, and nothing boots; else a guest restored from the kernel's
+    snapshot runs it (:mod:`kfunc.vm.snapshot`; ``use_kept=False`` boots). So
+    it does to ``session``, a guest of that kernel already serving (a test's
+    GuestSession). ``on_host``: the plan runs in the running kernel
+    (``kernel_name`` must be ``host``), where it can load modules.
     """
     progress = progress or Progress()
     check_runnable(projects)
@@ -247,6 +250,13 @@ def run_projects(
     elif kept is not None:
         events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared, report,
                                  progress, timeout, trace_timeout)  # fmt: skip
+    elif (
+        use_kept  # --boot: a real boot
+        and snapshot_supported(kernel)
+        and not any(_runs_host_tools(b.project) for b in prepared)
+    ):
+        events = _run_in_restored_guest(kernel, prepared, report, progress, timeout,
+                                        trace_timeout)  # fmt: skip
     else:
         events = _run_in_new_guest(kernel, prepared, report, progress, timeout, trace_timeout)
     report.seconds["total"] = round(time.monotonic() - t0, 2)
@@ -266,7 +276,7 @@ def _plan(prepared: list[ProjectBuild], rundir: Path, trace_timeout: float) -> l
 
 
 def _run_in_session(
-    client: SessionClient, label: str, prepared: list[ProjectBuild], report: RunReport,
+    client: SessionClient | PortClient, label: str, prepared: list[ProjectBuild], report: RunReport,
     progress: Progress, timeout: float, trace_timeout: float,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Send the plan to a guest that serves (kept, or a session): no boot."""
@@ -303,6 +313,40 @@ def _run_on_host(
         report.seconds["guest"] = report.seconds["steps"] = round(time.monotonic() - t1, 2)
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
+    return events
+
+
+def _runs_host_tools(project: Project) -> bool:
+    """Whether the project's trigger is a shell command: it may run a host tool that
+    only a guest with the host's root (a vng boot) has, not the restored guest's
+    initramfs (busybox)."""
+    return project.trigger not in (None, "unlink")
+
+
+def _run_in_restored_guest(
+    kernel: Kernel, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
+    timeout: float, trace_timeout: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Restore a fresh guest of ``kernel`` from its snapshot (booted and saved
+    the first time), carry out the plan, end it."""
+    from kfunc.vm.snapshot import SnapshotSession
+
+    t1 = time.monotonic()
+    session = SnapshotSession(kernel)
+    try:
+        with progress.step(f"guest {kernel.release}: restore") as step:
+            step.summary = f"guest {kernel.release}: restored from its snapshot"
+            session.start()
+            if not session.restored:
+                step.summary = f"guest {kernel.release}: booted and saved a snapshot (once)"
+        label = f"guest {kernel.release}"
+        events = _run_in_session(session, label, prepared, report, progress, timeout,
+                                 trace_timeout)  # fmt: skip
+    finally:
+        session.close()
+    report.accel = f"{session.accel}, restored" if session.restored else session.accel
+    report.seconds["restore"] = round(session.timings.get("first_answer", 0.0), 2)
+    report.seconds["guest"] = round(time.monotonic() - t1, 2)
     return events
 
 

@@ -38,6 +38,11 @@ def register(sub: Any) -> None:
         help="print the exact release KERNEL (a series) stands for now, downloading nothing "
         "(a CI cache key)",
     )  # fmt: skip
+    p.add_argument(
+        "--remove-snapshot", metavar="RELEASE", action="append", default=[],
+        help="remove a kernel's saved guest (a release, a series, or 'all'; made again "
+        "at its next fresh guest)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the listing as one JSON object")
     p.set_defaults(func=_kernels)
 
@@ -57,12 +62,20 @@ def _kernels(args: argparse.Namespace) -> int:
         print(release_of(args.release))
         return 0
     console = Console(highlight=False, soft_wrap=True)
-    if args.remove or args.remove_rootfs:
+    if args.remove or args.remove_rootfs or args.remove_snapshot:
         for name in args.remove:
             for release, freed in remove(name):
                 console.print(f"removed kernel {escape(release)} ({_size(freed)})")
         for suite in args.remove_rootfs:
             console.print(f"removed rootfs {escape(suite)} ({_size(remove_rootfs(suite))})")
+        for release in args.remove_snapshot:
+            from kfunc.vm.snapshot import remove_snapshots
+
+            gone = remove_snapshots(None if release == "all" else release)
+            for name, freed in gone:
+                console.print(f"removed snapshot {escape(name)} ({_size(freed)})")
+            if not gone:
+                console.print(f"no snapshot of {escape(release)}")
         return 0
     progress = ConsoleProgress(quiet=args.json)
     with progress.step("kernels: asking apt for the newest releases" if not args.cached
@@ -95,10 +108,16 @@ def _kernels(args: argparse.Namespace) -> int:
         for r, n in cat.rootfs:
             state = "" if r.ready else "  (incomplete)"
             console.print(f"{r.suite:<8} {_size(n):<9} {escape(str(r.path))}{state}")
+    if cat.snapshots:
+        console.print("\n[bold]SNAPSHOT OF                SIZE      BOOT SAVED  PATH[/]")
+        for snap in cat.snapshots:
+            console.print(f"{escape(snap.release):<26} {_size(snap.size):<9} "
+                          f"{snap.seconds:>8.1f} s  {escape(str(snap.path))}")  # fmt: skip
     console.print(f"\n[dim]downloaded .deb files: {_size(cat.debs_bytes)}[/]")
     for error in cat.errors:
         console.print(f"[yellow]![/] {escape(error)}")
     console.print(
-        "[dim]remove: kfunc kernels --remove RELEASE (or SERIES) | --remove-rootfs SUITE[/]"
+        "[dim]remove: kfunc kernels --remove RELEASE (or SERIES) | --remove-rootfs SUITE"
+        " | --remove-snapshot RELEASE (or all)[/]"
     )
     return 0

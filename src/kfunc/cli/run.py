@@ -73,7 +73,10 @@ def register(sub: Any) -> None:
         "--timeout", type=seconds, default=180.0, help="bound on the guest (seconds, default 180)"
     )
     p.add_argument(
-        "--boot", action="store_true", help="boot a fresh guest even where a kept one is up"
+        "--boot",
+        action="store_true",
+        help="boot a fresh guest (virtme-ng) even where a kept one is up or a "
+        "snapshot would restore one",
     )
     p.set_defaults(func=_run)
 

@@ -16,6 +16,7 @@ from kfunc.kernels.local import is_local_spec
 from kfunc.kernels.rootfs import Rootfs, known_rootfs
 from kfunc.kernels.target import SERIES, Kernel, cached_kernels, find_release, remove_kernel
 from kfunc.progress import Progress
+from kfunc.vm.snapshot import SnapshotFile, list_snapshots, remove_snapshots
 
 __all__ = [
     "CachedKernel",
@@ -48,6 +49,7 @@ class Catalog:
     rootfs: list[tuple[Rootfs, int]] = field(default_factory=list)
     debs_bytes: int = 0
     errors: list[str] = field(default_factory=list)
+    snapshots: list[SnapshotFile] = field(default_factory=list)  # restorable guests
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class Catalog:
                 for r, n in self.rootfs
             ],
             "debs_bytes": self.debs_bytes,
+            "snapshots": [s.to_dict() for s in self.snapshots],
             "errors": self.errors,
         }
 
@@ -90,6 +93,7 @@ def catalog(
         cat.kernels.append(CachedKernel(k, size))
     cat.rootfs = [(r, r.size()) for r in known_rootfs()]
     cat.debs_bytes = disk_usage(cache_dir("debs"))
+    cat.snapshots = list_snapshots()
     return cat
 
 
@@ -126,6 +130,7 @@ def remove(name: str) -> list[tuple[str, int]]:
         for deb in cache_dir("debs").glob(f"*{k.release.removesuffix('-amd64')}*.deb"):
             freed += disk_usage(deb) if deb.is_dir() else deb.stat().st_blocks * 512
             deb.unlink()
+        freed += sum(n for _, n in remove_snapshots(k.release))
         removed.append((k.release, freed))
     return removed
 

@@ -713,6 +713,10 @@ def serve(directory: Path, idle: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--port":  # a snapshot-able guest's /init (kfunc.vm.port)
+        from kfunc.vm.port import serve_port
+
+        return serve_port()
     if args and args[0] == "--serve":
         return serve(Path(args[1]), float(args[2]) if len(args) > 2 else 600.0)
     plan_path = Path(args[0])

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from kfunc.cache import cache_dir
 from kfunc.errors import GuestError, LostVMError
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.vm.session import GuestSession, SessionClient
+from kfunc.vm.snapshot import snapshot_supported
 
 __all__ = ["KeptGuest", "KeptSession", "find_kept", "kept_guests", "start_kept", "stop_kept"]
 
@@ -158,6 +160,8 @@ def _keep(spec: str, lifetime: float) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     console = cache_dir("vm") / f"{release}.console"
+    if snapshot_supported(kernel):
+        return _keep_restored(kernel, lifetime, console, lambda: stop)
     with (
         console.open("a") as log,
         GuestSession(
@@ -176,6 +180,50 @@ def _keep(spec: str, lifetime: float) -> int:
                 time.sleep(0.2)
         finally:
             _record(release).unlink(missing_ok=True)
+    return 0
+
+
+_CLAIM_TIMEOUT = 10.0  # as the agent's serve(): a claim whose request never comes
+
+
+def _keep_restored(
+    kernel: Kernel, lifetime: float, console: Path, stopped: Callable[[], bool]
+) -> int:
+    """Keep a guest restored from the kernel's snapshot: this process relays the
+    request files of a served session (:func:`kfunc.vm.agent.serve`, which
+    clients of a kept guest write) to the guest's port."""
+    from kfunc.vm.snapshot import SnapshotSession
+
+    with SnapshotSession(kernel) as session:
+        directory = session.directory
+        assert session.machine is not None
+        # the console log: qemu's own file, live (the keeper's output is in ``console``)
+        record = KeptGuest(kernel.key, os.getpid(), str(directory), time.time(), lifetime,
+                           str(session.machine.console))  # fmt: skip
+        (directory / "ready").write_text(json.dumps({"release": kernel.release}))
+        _record(kernel.key).write_text(json.dumps(asdict(record), indent=2) + "\n")
+        try:
+            deadline = time.monotonic() + lifetime
+            n, claimed_at = 0, None
+            while not stopped() and time.monotonic() < deadline and session.alive:
+                req = directory / f"req-{n}.json"
+                if not req.exists():
+                    if (directory / f"claim-{n}").exists():
+                        claimed_at = claimed_at or time.monotonic()
+                        if time.monotonic() - claimed_at > _CLAIM_TIMEOUT:
+                            n, claimed_at = n + 1, None
+                    time.sleep(0.02)
+                    continue
+                try:
+                    events = session.call(json.loads(req.read_text()), timeout=3600.0)
+                except GuestError as exc:
+                    events = [{"step": "done", "ok": False, "error": exc.message}]
+                partial = directory / f"resp-{n}.jsonl.tmp"
+                partial.write_text("".join(json.dumps(e) + "\n" for e in events))
+                partial.rename(directory / f"resp-{n}.jsonl")
+                n, claimed_at = n + 1, None
+        finally:
+            _record(kernel.key).unlink(missing_ok=True)
     return 0
 
 
