@@ -7,7 +7,8 @@ root before it runs ``/init``. This one holds what the guest agent runs on
 and nothing else:
 
 - busybox (static) for ``/init`` and the shell of a ``trigger`` command;
-- the host's python3 and the standard-library modules the agent imports,
+- the host's python3, the standard-library packages the agent imports and
+  every single-file module of the standard library,
   with the shared libraries the agent's process maps (libbpf, libelf, libffi
   and libc among them), found by importing the agent on the host and reading
   ``/proc/self/maps`` rather than by a list written by hand;
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from kfunc.cache import file_identity
@@ -156,6 +158,7 @@ def _files(collected: dict[str, list[str]]) -> set[str]:
                 files.add(other)
     files.update(("/lib64/ld-linux-x86-64.so.2", "/etc/ld.so.cache"))
     files.add(str(stdlib / "os.py"))  # python's landmark for its prefix
+    files.update(_fallback_modules())
     return {f for f in files if os.path.lexists(f)}
 
 
@@ -223,7 +226,18 @@ def _compiled(path: str, tmp: str) -> bytes:
     return Path(out).read_bytes()
 
 
-def _write(out: Path, files: Iterable[str], scratch: str) -> None:
+def _fallback_modules() -> set[str]:
+    """Every single-file module of the standard library (about 5 MB of source):
+    a lazy import that the agent's import on the host did not take (pprint,
+    from pyelftools on a verifier refusal) must not fail in the guest. Those
+    the agent did not import go without bytecode: the rare guest that needs
+    one compiles it."""
+    return {str(p) for p in Path(os.__file__).parent.glob("*.py")}
+
+
+def _write(
+    out: Path, files: Iterable[str], scratch: str, no_bytecode: AbstractSet[str] = frozenset()
+) -> None:
     cpio = _Cpio(out)
     # merged /usr: /bin, /lib, /lib64, /sbin are links on the host as in the guest
     for top in ("bin", "lib", "lib64", "sbin"):
@@ -240,7 +254,7 @@ def _write(out: Path, files: Iterable[str], scratch: str) -> None:
             continue
         st = os.stat(path)
         cpio.add(path, _read(path, st.st_size), stat.S_IMODE(st.st_mode), int(st.st_mtime))
-        if path.endswith(".py"):
+        if path.endswith(".py") and name not in no_bytecode:
             cpio.add(importlib.util.cache_from_source(path), _compiled(path, scratch))
     busybox = os.path.realpath(BUSYBOX)
     applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
@@ -265,7 +279,9 @@ def build_initramfs(directory: Path) -> Path:
     tmp = out.with_name(f".{out.name}.{os.getpid()}")
     try:
         with tempfile.TemporaryDirectory(prefix="kfunc-initramfs-") as scratch:
-            _write(tmp, _files(_collect()), scratch)
+            collected = _collect()
+            imported = set(collected["modules"])
+            _write(tmp, _files(collected), scratch, _fallback_modules() - imported)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

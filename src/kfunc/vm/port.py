@@ -46,6 +46,7 @@ AGENT_IMPORTS = (
     "kfunc.libbpf",
     "kfunc.libbpf.btf",
     "kfunc.explain",
+    "kfunc.check.bpf_object",  # explain's line info (pyelftools), on a refusal
     "kfunc.tracefs",
     "kfunc.caps",
     "kfunc.probe",
