@@ -250,6 +250,7 @@ def probe_kernel(
     from kfunc.errors import LostVMError
     from kfunc.progress import Progress
     from kfunc.vm.guest import Guest
+    from kfunc.vm.protocol import ProbeKfuncs, encode_steps
 
     progress = progress or Progress()
     if not refresh:
@@ -265,8 +266,8 @@ def probe_kernel(
                 f"probe: {len(plan['programs'])} caller(s) x {len(plan['types'])} program "
                 f"type(s) compiled"
             )
-        steps = [{"op": "probe_kfuncs", "out": str(rundir / "probe-result.json"), **plan}]
-        (rundir / "plan.json").write_text(json.dumps({"steps": steps}))
+        steps = [ProbeKfuncs(out=str(rundir / "probe-result.json"), **plan)]
+        (rundir / "plan.json").write_text(json.dumps({"steps": encode_steps(steps)}))
         argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
         t1 = time.monotonic()
         with progress.step(f"probe: boot {kernel.release} and ask its verifier") as step:
