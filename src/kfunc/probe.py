@@ -244,11 +244,11 @@ def probe_kernel(
     combination of ID sets.
     """
     import shutil
-    import sys
     import tempfile
 
     from kfunc.errors import LostVMError
     from kfunc.progress import Progress
+    from kfunc.vm.bundle import agent_argv
     from kfunc.vm.guest import Guest
     from kfunc.vm.protocol import ProbeKfuncs, encode_steps
 
@@ -268,7 +268,7 @@ def probe_kernel(
             )
         steps = [ProbeKfuncs(out=str(rundir / "probe-result.json"), **plan)]
         (rundir / "plan.json").write_text(json.dumps({"steps": encode_steps(steps)}))
-        argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
+        argv = agent_argv(str(rundir / "plan.json"))
         t1 = time.monotonic()
         with progress.step(f"probe: boot {kernel.release} and ask its verifier") as step:
             Guest(kernel, timeout=timeout).run(argv, rundir)

@@ -10,10 +10,10 @@ The result is a :class:`RunReport` with one :class:`ProjectReport` each.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +27,7 @@ from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
 from kfunc.project import Project, TestRun, bpf_sections, unpicked_bpf_sources
 from kfunc.vm import protocol as proto
+from kfunc.vm.bundle import agent_argv
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
 from kfunc.vm.protocol import EVENT_PREFIX, Event, Op, encode_request, encode_steps
@@ -229,31 +230,38 @@ def run_projects(
     for project in projects:
         options = program_config(bpf_sections(project.bpf_sources))
         require_config(kernel, options, f"{project.name}'s programs")
-    prepared = []
-    for project in projects:
-        built = build_project(project, kernel, progress)
-        preport = ProjectReport(
-            project=str(project.path),
-            module=built.module.to_dict() if built.module else None,
-            objects=[str(o) for o in built.objects],
-            warnings=built.warnings,
-            expects_trace=bool(project.trigger or project.expect),
-        )
-        prepared.append(built)
-        report.projects.append(preport)
-    report.seconds["prepare"] = round(time.monotonic() - t0, 2)
-
     kept = find_kept(kernel) if use_kept and session is None and not on_host else None
-    if on_host:
-        events = _run_on_host(prepared, report, progress, trace_timeout)
-    elif session is not None:
-        events = _run_in_session(session, "session", prepared, report, progress, timeout,
-                                 trace_timeout)  # fmt: skip
-    elif kept is not None:
-        events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared, report,
-                                 progress, timeout, trace_timeout)  # fmt: skip
-    else:
-        events = _run_in_new_guest(kernel, prepared, report, progress, timeout, trace_timeout)
+    with contextlib.ExitStack() as stack:
+        # A fresh guest boots while the projects build.
+        fresh = None
+        if not on_host and session is None and kept is None:
+            fresh = stack.enter_context(_BootingGuest(kernel, progress))
+        prepared = []
+        for project in projects:
+            built = build_project(project, kernel, progress)
+            preport = ProjectReport(
+                project=str(project.path),
+                module=built.module.to_dict() if built.module else None,
+                objects=[str(o) for o in built.objects],
+                warnings=built.warnings,
+                expects_trace=bool(project.trigger or project.expect),
+            )
+            prepared.append(built)
+            report.projects.append(preport)
+        report.seconds["prepare"] = round(time.monotonic() - t0, 2)
+
+        if on_host:
+            events = _run_on_host(prepared, report, progress, trace_timeout)
+        elif session is not None:
+            events = _run_in_session(session, "session", prepared, report, progress, timeout,
+                                     trace_timeout)  # fmt: skip
+        elif kept is not None:
+            events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared,
+                                     report, progress, timeout, trace_timeout)  # fmt: skip
+        else:
+            assert fresh is not None
+            events = _run_in_new_guest(fresh, prepared, report, progress, timeout,
+                                       trace_timeout)  # fmt: skip
     report.seconds["total"] = round(time.monotonic() - t0, 2)
     for group, (preport, built) in enumerate(zip(report.projects, prepared, strict=True)):
         _read_events(preport, [e for e in events if e.get("group") == group])
@@ -311,52 +319,80 @@ def _run_on_host(
     return events
 
 
+class _BootingGuest:
+    """A fresh guest, started before the projects build: its agent imports what the
+    steps need and waits for the plan while the host builds (see
+    :func:`kfunc.vm.agent.serve.run_plan_file`). A context manager: the guest
+    and its run directory go on every exit path."""
+
+    def __init__(self, kernel: Kernel, progress: Progress) -> None:
+        self.kernel = kernel
+        self.progress = progress
+        self.live = False  # console lines go to the progress line once the run is the step
+        self.marks: dict[str, float] = {}
+        self.rundir = Path(tempfile.mkdtemp(prefix="kfunc-run-"))
+        self.started = time.monotonic()
+        try:
+            argv = agent_argv(str(self.rundir / "plan.json"))
+            self.process = Guest(kernel).start(argv, self.rundir, self._on_line)
+        except BaseException:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            raise
+
+    def _on_line(self, line: ConsoleLine) -> None:
+        now = time.monotonic()
+        self.marks.setdefault("console", now)
+        if line.text.startswith(EVENT_PREFIX):
+            event = json.loads(line.text[len(EVENT_PREFIX) :])
+            self.marks.setdefault(event["step"], now)
+            if self.live:
+                state = {True: "ok", False: "FAILED", None: "skipped"}[event.get("ok")]
+                self.progress.update(f"{event['step']}: {state}")
+        elif line.is_kernel and self.live:
+            self.progress.update(line.message[:100])
+
+    def __enter__(self) -> _BootingGuest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+
 def _run_in_new_guest(
-    kernel: Kernel, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
+    guest: _BootingGuest, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
     timeout: float, trace_timeout: float,
 ) -> list[Event]:  # fmt: skip
-    """Boot ``kernel``, carry out the plan, power off."""
-    rundir = Path(tempfile.mkdtemp(prefix="kfunc-run-"))
+    """Hand the plan to the booting guest, let it run, power off."""
+    kernel, rundir, marks = guest.kernel, guest.rundir, guest.marks
     events: list[Event] = []
-    try:
-        steps = _plan(prepared, rundir, trace_timeout)
-        (rundir / "plan.json").write_text(json.dumps({"steps": encode_steps(steps)}, indent=2))
-        argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
-        marks: dict[str, float] = {}
-
-        def on_line(line: ConsoleLine) -> None:
-            marks.setdefault("console", time.monotonic())
-            if line.text.startswith(EVENT_PREFIX):
-                event = json.loads(line.text[len(EVENT_PREFIX) :])
-                marks.setdefault(event["step"], time.monotonic())
-                state = {True: "ok", False: "FAILED", None: "skipped"}[event.get("ok")]
-                progress.update(f"{event['step']}: {state}")
-            elif line.is_kernel:
-                progress.update(line.message[:100])
-
-        t1 = time.monotonic()
-        with progress.step(f"guest {kernel.release}: boot and run") as step:
-            try:
-                run = Guest(kernel, timeout=timeout).run(argv, rundir, on_line)
-                step.summary = f"guest {kernel.release} ({run.accel}): booted, ran, powered off"
-            except (LostVMError, GuestPanicError) as exc:
-                raise _while_step(exc, steps, rundir / "events.jsonl") from None
-            finally:
-                events_file = rundir / "events.jsonl"
-                if events_file.exists():
-                    events = [json.loads(ln) for ln in events_file.read_text().splitlines() if ln]
-        report.accel = run.accel
-        t2 = time.monotonic()
-        report.seconds["guest"] = round(t2 - t1, 2)
-        # Where the guest's time went: qemu start, kernel boot to our agent,
-        # the steps, and power-off.
-        if {"console", proto.BOOT, proto.DONE} <= marks.keys():
-            report.seconds["vm_start"] = round(marks["console"] - t1, 2)
-            report.seconds["boot"] = round(marks[proto.BOOT] - marks["console"], 2)
-            report.seconds["steps"] = round(marks[proto.DONE] - marks[proto.BOOT], 2)
-            report.seconds["poweroff"] = round(t2 - marks[proto.DONE], 2)
-    finally:
-        shutil.rmtree(rundir, ignore_errors=True)
+    steps = _plan(prepared, rundir, trace_timeout)
+    partial = rundir / "plan.json.tmp"
+    partial.write_text(json.dumps({"steps": encode_steps(steps)}, indent=2))
+    partial.rename(rundir / "plan.json")
+    guest.live = True
+    with progress.step(f"guest {kernel.release}: boot and run") as step:
+        try:
+            run = guest.process.finish(timeout)
+            step.summary = f"guest {kernel.release} ({run.accel}): booted, ran, powered off"
+        except (LostVMError, GuestPanicError) as exc:
+            raise _while_step(exc, steps, rundir / "events.jsonl") from None
+        finally:
+            events_file = rundir / "events.jsonl"
+            if events_file.exists():
+                events = [json.loads(ln) for ln in events_file.read_text().splitlines() if ln]
+    report.accel = run.accel
+    t2 = time.monotonic()
+    report.seconds["guest"] = round(t2 - guest.started, 2)
+    # Where the guest's time went: qemu start, kernel boot to our agent (ready),
+    # waiting for the build (when it was the slower), the steps, and power-off.
+    if {"console", proto.BOOT, proto.DONE} <= marks.keys():
+        ready = marks.get(proto.READY, marks[proto.BOOT])
+        report.seconds["vm_start"] = round(marks["console"] - guest.started, 2)
+        report.seconds["boot"] = round(ready - marks["console"], 2)
+        report.seconds["wait_build"] = round(marks[proto.BOOT] - ready, 2)
+        report.seconds["steps"] = round(marks[proto.DONE] - marks[proto.BOOT], 2)
+        report.seconds["poweroff"] = round(t2 - marks[proto.DONE], 2)
     if not any(e["step"] == proto.DONE for e in events):
         # The console's tail, the agent's own lines too: a Python error or an
         # oops that killed the agent shows there.

@@ -184,9 +184,9 @@ def verify_in_guest(
     said (programs whose object is missing are left out); ``modules`` (.ko files,
     bpf_testmod) are inserted first and removed at the end."""
     import json
-    import sys
 
     from kfunc.vm import protocol as proto
+    from kfunc.vm.bundle import agent_argv
     from kfunc.vm.guest import Guest
     from kfunc.vm.protocol import Op
 
@@ -200,7 +200,7 @@ def verify_in_guest(
     steps += verify_steps(programs, objects, rundir)
     steps += [proto.Rmmod(name=n, always=True) for n in reversed(names)]
     (rundir / "plan.json").write_text(json.dumps({"steps": proto.encode_steps(steps)}))
-    argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
+    argv = agent_argv(str(rundir / "plan.json"))
     run = Guest(kernel, timeout=timeout).run(argv, rundir)
     path = rundir / "events.jsonl"
     if not path.exists():

@@ -158,20 +158,7 @@ class Guest:
         Raises :class:`GuestPanicError` when the guest's kernel panics, and
         :class:`LostVMError` when it does not power off within the timeout.
         """
-        guest = self.start(argv, rwdir, on_line)
-        try:
-            finished = guest.wait(self.timeout)
-        finally:
-            guest.stop()
-        guest.raise_if_panicked()  # a panicked guest that hung is a panic, not a hang
-        if not finished:
-            raise LostVMError(
-                f"guest {self.kernel.release}: no power-off after {self.timeout:.0f} s",
-                guest.result.kernel_log(last=20),
-                "the guest hung: look at the kernel log above; raise --timeout if "
-                "the work is slow rather than stuck",
-            )
-        return guest.result
+        return self.start(argv, rwdir, on_line).finish(self.timeout)
 
 
 class GuestProcess:
@@ -223,6 +210,26 @@ class GuestProcess:
             if time.monotonic() >= deadline:
                 return False
         return True
+
+    def finish(self, timeout: float) -> GuestRun:
+        """Wait up to ``timeout`` s for the guest to power off, and end it.
+
+        Raises :class:`GuestPanicError` when the guest's kernel panicked, and
+        :class:`LostVMError` when it did not power off in time.
+        """
+        try:
+            finished = self.wait(timeout)
+        finally:
+            self.stop()
+        self.raise_if_panicked()  # a panicked guest that hung is a panic, not a hang
+        if not finished:
+            raise LostVMError(
+                f"guest {self.release}: no power-off after {timeout:.0f} s",
+                self.result.kernel_log(last=20),
+                "the guest hung: look at the kernel log above; raise --timeout if "
+                "the work is slow rather than stuck",
+            )
+        return self.result
 
     def stop(self) -> None:
         """End the guest (if still running) and remove its temporary files."""

@@ -1,6 +1,7 @@
 """A booted guest that serves requests: one boot, many steps.
 
-The guest runs ``python -m kfunc.vm.agent --serve DIR`` on a directory that
+The guest runs the agent (``python -m kfunc.vm.agent --serve DIR``, from
+:mod:`kfunc.vm.bundle`) on a directory that
 both sides share (read-write for the guest). What a request holds is the
 protocol (:mod:`kfunc.vm.protocol`); how it travels is a transport. Here it
 is the shared directory: the host writes a request file and reads the answer
@@ -17,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -27,6 +27,7 @@ from typing import Any
 
 from kfunc.errors import GuestError, LostVMError
 from kfunc.kernels.target import Kernel
+from kfunc.vm.bundle import agent_argv
 from kfunc.vm.guest import ConsoleLine, Guest, GuestProcess
 from kfunc.vm.protocol import DONE, READY, Event, Op, encode_request
 
@@ -134,8 +135,7 @@ class GuestSession(SessionClient):
         return self.guest is not None and self.guest.alive
 
     def start(self) -> GuestSession:
-        argv = [sys.executable, "-m", "kfunc.vm.agent", "--serve", str(self.directory),
-                str(self.idle)]  # fmt: skip
+        argv = agent_argv("--serve", str(self.directory), str(self.idle))
         self._alive = lambda: self.alive
         try:
             self.guest = Guest(self.kernel).start(argv, self.directory, self.on_line)

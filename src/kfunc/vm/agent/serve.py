@@ -2,7 +2,10 @@
 
 A plan (``python -m kfunc.vm.agent PLAN.json``) runs once: each event goes
 to ``events.jsonl`` beside the plan and to the console, prefixed by
-:data:`~kfunc.vm.protocol.EVENT_PREFIX`, for live progress.
+:data:`~kfunc.vm.protocol.EVENT_PREFIX`, for live progress. The plan may
+come after the agent started (the host builds while the guest boots): the
+agent imports what the steps need, says ``ready`` on the console, and waits
+for the file, which the host renames into place when complete.
 
 A served directory (``python -m kfunc.vm.agent --serve DIR IDLE``) answers
 requests until asked to stop, or until ``IDLE`` seconds pass without one.
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kfunc.errors import KfuncError
 from kfunc.vm.agent.runner import cleanup, run_plan, run_steps
 from kfunc.vm.agent.state import KernelLog, State
 from kfunc.vm.protocol import DONE, EVENT_PREFIX, READY, Event, decode_request
@@ -33,23 +37,42 @@ _CLAIM_TIMEOUT = 10.0  # seconds a claimed request number may stay empty
 
 
 def run_plan_file(plan_path: Path) -> int:
-    """Carry out the plan in ``plan_path``; 0 when every step succeeded."""
+    """Carry out the plan in ``plan_path`` (waiting for it); 0 when every step succeeded."""
     workdir = plan_path.parent
+    if not plan_path.exists():
+        _warm_up()
+        print(EVENT_PREFIX + json.dumps({"step": READY, "ok": True}), flush=True)
+        while not plan_path.exists():
+            time.sleep(0.02)
     with (workdir / "events.jsonl").open("a") as out:
 
         def emit(event: Event) -> None:
             text = json.dumps(event)
             out.write(text + "\n")
             out.flush()
+            # On the host before the next step starts: a step that hangs the
+            # guest's kernel would keep an unwritten page from it.
+            os.fsync(out.fileno())
             print(EVENT_PREFIX + text, flush=True)
 
         return run_plan(json.loads(plan_path.read_text()), workdir, emit)
+
+
+def _warm_up() -> None:
+    """Import what nearly every plan's steps use, while nothing else is to be done."""
+    try:
+        import kfunc.libbpf
+        import kfunc.libbpf.btf
+        import kfunc.tracefs  # noqa: F401
+    except KfuncError:
+        pass  # (no libbpf) the step that needs it says so
 
 
 def serve_directory(directory: Path, idle: float) -> int:
     """Serve the requests written to ``directory`` (see the module's docstring)."""
     state = State(directory)
     kmsg = KernelLog()
+    _warm_up()
     (directory / "ready.tmp").write_text(json.dumps({"release": os.uname().release}))
     (directory / "ready.tmp").rename(directory / READY)
     print(EVENT_PREFIX + json.dumps({"step": READY, "ok": True}), flush=True)
