@@ -14,7 +14,6 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from kfunc.build import build_project
 from kfunc.cache import cache_dir
@@ -131,6 +130,7 @@ def bench_module(
     kernel: Kernel, repeat: int = 2000, progress: Progress | None = None
 ) -> list[CallCost]:
     """Time the calls in ``kernel`` in a VM (a kept one if up), with a module kfunc."""
+    from kfunc.vm import protocol as proto
     from kfunc.vm.keeper import find_kept
     from kfunc.vm.session import GuestSession
 
@@ -140,16 +140,15 @@ def bench_module(
     write_if_changed(project_dir / "calls.bpf.c", _source(_MODULE_KFUNC))
     built = build_project(Project.load(project_dir), kernel, progress)
     assert built.module is not None
-    steps: list[dict[str, Any]] = [
-        {"op": "insmod", "path": str(built.module.ko), "name": "callbench"},
-        {"op": "bpf_load", "path": str(built.objects[0])},
+    steps: list[proto.Op] = [
+        proto.Insmod(path=str(built.module.ko), name="callbench"),
+        proto.BpfLoad(path=str(built.objects[0])),
     ]
     steps += [
-        {"op": "test_run", "program": name, "data": _PACKET.hex(), "repeat": repeat}
+        proto.TestRun(program=name, data=_PACKET.hex(), repeat=repeat)
         for name in ("inline_", "subprog", "helper", "kfunc")
     ]
-    steps += [{"op": "bpf_unload", "always": True}, {"op": "rmmod", "name": "callbench",
-                                                     "always": True}]  # fmt: skip
+    steps += [proto.BpfUnload(always=True), proto.Rmmod(name="callbench", always=True)]
     kept = find_kept(kernel)
     if kept is not None:
         events = kept.client.run_steps(steps, timeout=300)
@@ -162,5 +161,5 @@ def bench_module(
 
         raise GuestError(f"bench calls: {failed['error']}", failed.get("kernel_log"))
     runs = {e["data"]["program"]: float(e["data"]["duration_ns"]) for e in events
-            if e["step"] == "test_run"}  # fmt: skip
+            if e["step"] == proto.TestRun.op}  # fmt: skip
     return _costs(runs, "callbench_add(a, b), a module kfunc")

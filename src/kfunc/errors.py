@@ -21,6 +21,7 @@ __all__ = [
     "CheckError",
     "ELFError",
     "GuestError",
+    "GuestPanicError",
     "KernelNotFoundError",
     "KfuncError",
     "LibbpfError",
@@ -179,7 +180,20 @@ class GuestError(KfuncError):
 
 
 class LostVMError(GuestError):
-    """The VM died, hung or timed out without reporting its status."""
+    """The VM died, hung or timed out without reporting its status.
+
+    It may be the machine's fault (a loaded host, a TCG hiccup): the test
+    suite reruns a test that raised it once. A guest whose kernel panicked
+    raises :class:`GuestPanicError` instead.
+    """
+
+
+class GuestPanicError(GuestError):
+    """The guest's kernel panicked (or oopsed): deterministic, so never worth a rerun.
+
+    ``kernel_log`` holds the lines around the panic; a module's init or exit
+    is the usual cause.
+    """
 
 
 class RunError(KfuncError):

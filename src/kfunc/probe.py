@@ -248,12 +248,13 @@ def probe_kernel(
     combination of ID sets.
     """
     import shutil
-    import sys
     import tempfile
 
     from kfunc.errors import LostVMError
     from kfunc.progress import Progress
+    from kfunc.vm.bundle import agent_argv
     from kfunc.vm.guest import Guest
+    from kfunc.vm.protocol import ProbeKfuncs, encode_steps
 
     progress = progress or Progress()
     if not refresh:
@@ -269,9 +270,9 @@ def probe_kernel(
                 f"probe: {len(plan['programs'])} caller(s) x {len(plan['types'])} program "
                 f"type(s) compiled"
             )
-        steps = [{"op": "probe_kfuncs", "out": str(rundir / "probe-result.json"), **plan}]
-        (rundir / "plan.json").write_text(json.dumps({"steps": steps}))
-        argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
+        steps = [ProbeKfuncs(out=str(rundir / "probe-result.json"), **plan)]
+        (rundir / "plan.json").write_text(json.dumps({"steps": encode_steps(steps)}))
+        argv = agent_argv(str(rundir / "plan.json"))
         t1 = time.monotonic()
         with progress.step(f"probe: boot {kernel.release} and ask its verifier") as step:
             Guest(kernel, timeout=timeout).run(argv, rundir)

@@ -339,13 +339,16 @@ class BpfLoader:
 
     def trace_clear(self) -> None:
         """Empty the trace buffer."""
-        self.session.run_steps([{"op": "trace_clear"}])
+        from kfunc.vm.protocol import TraceClear
+
+        self.session.run_steps([TraceClear()])
 
     def trigger(self, command: str | None = None) -> dict[str, Any]:
         """Run ``command`` (a shell command) in the guest, or unlink a file if None."""
-        step: dict[str, Any] = {"op": "trigger", "kind": "unlink" if command is None else
-                                "command", "command": command}  # fmt: skip
-        (event,) = self.session.run_steps([step])
+        from kfunc.vm.protocol import Trigger
+
+        kind = "unlink" if command is None else "command"
+        (event,) = self.session.run_steps([Trigger(kind=kind, command=command)])
         return event.get("data") or {}
 
     def close(self) -> None:

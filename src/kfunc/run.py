@@ -10,10 +10,10 @@ The result is a :class:`RunReport` with one :class:`ProjectReport` each.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from kfunc.build import ProjectBuild, build_project
-from kfunc.errors import KfuncError, LostVMError
+from kfunc.errors import GuestPanicError, KfuncError, LostVMError
 from kfunc.kernels.local import check_host_modules, program_config, require_config
 from kfunc.kernels.target import Kernel, get_kernel
 from kfunc.progress import Progress
 from kfunc.project import Project, TestRun, bpf_sections, unpicked_bpf_sources
-from kfunc.vm.agent import EVENT_PREFIX
+from kfunc.vm import protocol as proto
+from kfunc.vm.bundle import agent_argv
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
-from kfunc.vm.port import PortClient
-from kfunc.vm.session import SessionClient
+from kfunc.vm.protocol import EVENT_PREFIX, Event, Op, encode_request, encode_steps
+from kfunc.vm.session import AgentClient
 from kfunc.vm.snapshot import snapshot_supported
 
 __all__ = [
@@ -53,7 +54,7 @@ class ProjectReport:
     module: dict[str, Any] | None = None
     objects: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[Event] = field(default_factory=list)
     trace: list[str] = field(default_factory=list)
     result: str | None = None
     tests: list[dict[str, Any]] = field(default_factory=list)
@@ -91,40 +92,44 @@ class RunReport:
         return d
 
 
-def _project_steps(
-    built: ProjectBuild, group: int, rundir: Path, trace_timeout: float
-) -> list[dict[str, Any]]:
+def _project_steps(built: ProjectBuild, group: int, rundir: Path, trace_timeout: float) -> list[Op]:
     project, module, objects = built.project, built.module, built.objects
     own = rundir / str(group)
     own.mkdir()
-    steps: list[dict[str, Any]] = [{"op": "trace_clear"}]
+    g = group
+    steps: list[Op] = [proto.TraceClear(group=g)]
     if module is not None:
         ko = shutil.copy2(module.ko, own)
-        steps.append({"op": "insmod", "path": str(ko), "name": module.name})
+        steps.append(proto.Insmod(path=str(ko), name=module.name, group=g))
         steps.append(
-            {"op": "btf_module", "module": module.name, "kfuncs": [k.name for k in module.kfuncs]}
+            proto.BtfModule(module=module.name, kfuncs=[k.name for k in module.kfuncs], group=g)
         )
     staged = {obj: str(shutil.copy2(obj, own)) for obj in objects}
     for obj in objects:
-        steps.append({"op": "bpf_load", "path": staged[obj]})
-    steps += [plan_test_run(test, objects, staged) for test in project.tests]
+        steps.append(proto.BpfLoad(path=staged[obj], group=g))
+    steps += [_test_run_op(test, objects, staged, g) for test in project.tests]
     if project.trigger == "unlink":
-        steps.append({"op": "trigger", "kind": "unlink"})
+        steps.append(proto.Trigger(kind="unlink", group=g))
     elif project.trigger:
-        steps.append({"op": "trigger", "kind": "command", "command": project.trigger})
+        steps.append(proto.Trigger(kind="command", command=project.trigger, group=g))
     if project.trigger or project.expect:
-        steps.append({"op": "trace", "expect": project.expect, "timeout": trace_timeout})
-    steps.append({"op": "bpf_unload", "always": True})
+        # without expect, any line the trigger caused
+        steps.append(proto.Trace(expect=project.expect or "", timeout=trace_timeout, group=g))
+    steps.append(proto.BpfUnload(always=True, group=g))
     if module is not None:
-        steps.append({"op": "rmmod", "name": module.name, "always": True})
-    for step in steps:
-        step["group"] = group
+        steps.append(proto.Rmmod(name=module.name, always=True, group=g))
     return steps
 
 
 def plan_test_run(test: TestRun, objects: list[Path], staged: dict[Path, str]) -> dict[str, Any]:
-    """The agent's ``test_run`` step for one ``[[run.test]]``: the object that holds
-    the program, whether to load it alone, and the input as bytes."""
+    """The agent's ``test_run`` step (as JSON) for one ``[[run.test]]``: the object
+    that holds the program, whether to load it alone, and the input as bytes."""
+    return _test_run_op(test, objects, staged, 0).to_json()
+
+
+def _test_run_op(
+    test: TestRun, objects: list[Path], staged: dict[Path, str], group: int
+) -> proto.TestRun:
     from kfunc.check import read_bpf_object
 
     def stem(obj: Path) -> str:
@@ -154,11 +159,11 @@ def plan_test_run(test: TestRun, objects: list[Path], staged: dict[Path, str]) -
     obj, prog = found[0]
     alone = test.alone if test.alone is not None else prog.section.startswith("?")
     ctx = test.ctx_bytes(obj)
-    return {
-        "op": "test_run", "program": test.program, "path": staged[obj], "alone": alone,
-        "retval": test.retval, "data": test.data().hex(), "ctx": None if ctx is None else ctx.hex(),
-        "rejected": test.rejected, "log": test.log, "error": test.error,
-    }  # fmt: skip
+    return proto.TestRun(
+        program=test.program, path=staged[obj], alone=alone, retval=test.retval,
+        data=test.data().hex(), ctx=None if ctx is None else ctx.hex(), rejected=test.rejected,
+        log=test.log, error=test.error, group=group,
+    )  # fmt: skip
 
 
 def check_runnable(projects: list[Project]) -> None:
@@ -195,7 +200,7 @@ def run_projects(
     timeout: float = 180.0,
     trace_timeout: float = 10.0,
     use_kept: bool = True,
-    session: SessionClient | PortClient | None = None,
+    session: AgentClient | None = None,
     on_host: bool = False,
 ) -> RunReport:
     """Run ``projects`` on the kernel ``kernel_name`` in one boot; see the module docstring.
@@ -227,38 +232,51 @@ def run_projects(
     for project in projects:
         options = program_config(bpf_sections(project.bpf_sources))
         require_config(kernel, options, f"{project.name}'s programs")
-    prepared = []
-    for project in projects:
-        built = build_project(project, kernel, progress)
-        preport = ProjectReport(
-            project=str(project.path),
-            module=built.module.to_dict() if built.module else None,
-            objects=[str(o) for o in built.objects],
-            warnings=built.warnings,
-            expects_trace=bool(project.trigger or project.expect),
-        )
-        prepared.append(built)
-        report.projects.append(preport)
-    report.seconds["prepare"] = round(time.monotonic() - t0, 2)
-
     kept = find_kept(kernel) if use_kept and session is None and not on_host else None
-    if on_host:
-        events = _run_on_host(prepared, report, progress, trace_timeout)
-    elif session is not None:
-        events = _run_in_session(session, "session", prepared, report, progress, timeout,
-                                 trace_timeout)  # fmt: skip
-    elif kept is not None:
-        events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared, report,
-                                 progress, timeout, trace_timeout)  # fmt: skip
-    elif (
-        use_kept  # --boot: a real boot
+    # A fresh guest is restored from the kernel's snapshot, unless asked to
+    # boot (--boot) or a trigger may run a host tool the snapshot's root lacks.
+    restore = (
+        use_kept
+        and not on_host
+        and session is None
+        and kept is None
         and snapshot_supported(kernel)
-        and not any(_runs_host_tools(b.project) for b in prepared)
-    ):
-        events = _run_in_restored_guest(kernel, prepared, report, progress, timeout,
-                                        trace_timeout)  # fmt: skip
-    else:
-        events = _run_in_new_guest(kernel, prepared, report, progress, timeout, trace_timeout)
+        and not any(_runs_host_tools(p) for p in projects)
+    )
+    with contextlib.ExitStack() as stack:
+        # A fresh guest that boots does so while the projects build.
+        fresh = None
+        if not on_host and session is None and kept is None and not restore:
+            fresh = stack.enter_context(_BootingGuest(kernel, progress))
+        prepared = []
+        for project in projects:
+            built = build_project(project, kernel, progress)
+            preport = ProjectReport(
+                project=str(project.path),
+                module=built.module.to_dict() if built.module else None,
+                objects=[str(o) for o in built.objects],
+                warnings=built.warnings,
+                expects_trace=bool(project.trigger or project.expect),
+            )
+            prepared.append(built)
+            report.projects.append(preport)
+        report.seconds["prepare"] = round(time.monotonic() - t0, 2)
+
+        if on_host:
+            events = _run_on_host(prepared, report, progress, trace_timeout)
+        elif session is not None:
+            events = _run_in_session(session, "session", prepared, report, progress, timeout,
+                                     trace_timeout)  # fmt: skip
+        elif kept is not None:
+            events = _run_in_session(kept.client, f"kept guest {kept.release}", prepared,
+                                     report, progress, timeout, trace_timeout)  # fmt: skip
+        elif restore:
+            events = _run_in_restored_guest(kernel, prepared, report, progress, timeout,
+                                            trace_timeout)  # fmt: skip
+        else:
+            assert fresh is not None
+            events = _run_in_new_guest(fresh, prepared, report, progress, timeout,
+                                       trace_timeout)  # fmt: skip
     report.seconds["total"] = round(time.monotonic() - t0, 2)
     for group, (preport, built) in enumerate(zip(report.projects, prepared, strict=True)):
         _read_events(preport, [e for e in events if e.get("group") == group])
@@ -267,25 +285,25 @@ def run_projects(
     return report
 
 
-def _plan(prepared: list[ProjectBuild], rundir: Path, trace_timeout: float) -> list[dict[str, Any]]:
+def _plan(prepared: list[ProjectBuild], rundir: Path, trace_timeout: float) -> list[Op]:
     """The steps of every project, each project a group of its own."""
-    steps: list[dict[str, Any]] = []
+    steps: list[Op] = []
     for group, built in enumerate(prepared):
         steps += _project_steps(built, group, rundir, trace_timeout)
     return steps
 
 
 def _run_in_session(
-    client: SessionClient | PortClient, label: str, prepared: list[ProjectBuild], report: RunReport,
+    client: AgentClient, label: str, prepared: list[ProjectBuild], report: RunReport,
     progress: Progress, timeout: float, trace_timeout: float,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[Event]:  # fmt: skip
     """Send the plan to a guest that serves (kept, or a session): no boot."""
     rundir = Path(tempfile.mkdtemp(prefix="run-", dir=client.directory))
     try:
         steps = _plan(prepared, rundir, trace_timeout)
         t1 = time.monotonic()
         with progress.step(f"{label}: run") as step:
-            events = client.call({"steps": steps}, timeout)
+            events = client.call(encode_request(steps), timeout)
             step.summary = f"{label}: ran {len(steps)} steps"
         report.accel = "kept guest" if label.startswith("kept") else label
         report.seconds["guest"] = report.seconds["steps"] = round(time.monotonic() - t1, 2)
@@ -296,13 +314,13 @@ def _run_in_session(
 
 def _run_on_host(
     prepared: list[ProjectBuild], report: RunReport, progress: Progress, trace_timeout: float
-) -> list[dict[str, Any]]:
+) -> list[Event]:
     """Carry out the plan in the running kernel, with the guest agent's own steps
     (their rmmod runs on every exit path, Ctrl-C included)."""
     from kfunc.vm.agent import run_plan
 
     rundir = Path(tempfile.mkdtemp(prefix="kfunc-host-"))
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     try:
         steps = _plan(prepared, rundir, trace_timeout)
         t1 = time.monotonic()
@@ -326,7 +344,7 @@ def _runs_host_tools(project: Project) -> bool:
 def _run_in_restored_guest(
     kernel: Kernel, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
     timeout: float, trace_timeout: float,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[Event]:  # fmt: skip
     """Restore a fresh guest of ``kernel`` from its snapshot (booted and saved
     the first time), carry out the plan, end it."""
     from kfunc.vm.snapshot import SnapshotSession
@@ -350,53 +368,81 @@ def _run_in_restored_guest(
     return events
 
 
-def _run_in_new_guest(
-    kernel: Kernel, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
-    timeout: float, trace_timeout: float,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """Boot ``kernel``, carry out the plan, power off."""
-    rundir = Path(tempfile.mkdtemp(prefix="kfunc-run-"))
-    events: list[dict[str, Any]] = []
-    try:
-        steps = _plan(prepared, rundir, trace_timeout)
-        (rundir / "plan.json").write_text(json.dumps({"steps": steps}, indent=2))
-        argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
-        marks: dict[str, float] = {}
+class _BootingGuest:
+    """A fresh guest, started before the projects build: its agent imports what the
+    steps need and waits for the plan while the host builds (see
+    :func:`kfunc.vm.agent.serve.run_plan_file`). A context manager: the guest
+    and its run directory go on every exit path."""
 
-        def on_line(line: ConsoleLine) -> None:
-            marks.setdefault("console", time.monotonic())
-            if line.text.startswith(EVENT_PREFIX):
-                event = json.loads(line.text[len(EVENT_PREFIX) :])
-                marks.setdefault(event["step"], time.monotonic())
+    def __init__(self, kernel: Kernel, progress: Progress) -> None:
+        self.kernel = kernel
+        self.progress = progress
+        self.live = False  # console lines go to the progress line once the run is the step
+        self.marks: dict[str, float] = {}
+        self.rundir = Path(tempfile.mkdtemp(prefix="kfunc-run-"))
+        self.started = time.monotonic()
+        try:
+            argv = agent_argv(str(self.rundir / "plan.json"))
+            self.process = Guest(kernel).start(argv, self.rundir, self._on_line)
+        except BaseException:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            raise
+
+    def _on_line(self, line: ConsoleLine) -> None:
+        now = time.monotonic()
+        self.marks.setdefault("console", now)
+        if line.text.startswith(EVENT_PREFIX):
+            event = json.loads(line.text[len(EVENT_PREFIX) :])
+            self.marks.setdefault(event["step"], now)
+            if self.live:
                 state = {True: "ok", False: "FAILED", None: "skipped"}[event.get("ok")]
-                progress.update(f"{event['step']}: {state}")
-            elif line.is_kernel:
-                progress.update(line.message[:100])
+                self.progress.update(f"{event['step']}: {state}")
+        elif line.is_kernel and self.live:
+            self.progress.update(line.message[:100])
 
-        t1 = time.monotonic()
-        with progress.step(f"guest {kernel.release}: boot and run") as step:
-            try:
-                run = Guest(kernel, timeout=timeout).run(argv, rundir, on_line)
-                step.summary = f"guest {kernel.release} ({run.accel}): booted, ran, powered off"
-            except LostVMError as exc:
-                raise _while_step(exc, steps, rundir / "events.jsonl") from None
-            finally:
-                events_file = rundir / "events.jsonl"
-                if events_file.exists():
-                    events = [json.loads(ln) for ln in events_file.read_text().splitlines() if ln]
-        report.accel = run.accel
-        t2 = time.monotonic()
-        report.seconds["guest"] = round(t2 - t1, 2)
-        # Where the guest's time went: qemu start, kernel boot to our agent,
-        # the steps, and power-off.
-        if {"console", "boot", "done"} <= marks.keys():
-            report.seconds["vm_start"] = round(marks["console"] - t1, 2)
-            report.seconds["boot"] = round(marks["boot"] - marks["console"], 2)
-            report.seconds["steps"] = round(marks["done"] - marks["boot"], 2)
-            report.seconds["poweroff"] = round(t2 - marks["done"], 2)
-    finally:
-        shutil.rmtree(rundir, ignore_errors=True)
-    if not any(e["step"] == "done" for e in events):
+    def __enter__(self) -> _BootingGuest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def _run_in_new_guest(
+    guest: _BootingGuest, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
+    timeout: float, trace_timeout: float,
+) -> list[Event]:  # fmt: skip
+    """Hand the plan to the booting guest, let it run, power off."""
+    kernel, rundir, marks = guest.kernel, guest.rundir, guest.marks
+    events: list[Event] = []
+    steps = _plan(prepared, rundir, trace_timeout)
+    partial = rundir / "plan.json.tmp"
+    partial.write_text(json.dumps({"steps": encode_steps(steps)}, indent=2))
+    partial.rename(rundir / "plan.json")
+    guest.live = True
+    with progress.step(f"guest {kernel.release}: boot and run") as step:
+        try:
+            run = guest.process.finish(timeout)
+            step.summary = f"guest {kernel.release} ({run.accel}): booted, ran, powered off"
+        except (LostVMError, GuestPanicError) as exc:
+            raise _while_step(exc, steps, rundir / "events.jsonl") from None
+        finally:
+            events_file = rundir / "events.jsonl"
+            if events_file.exists():
+                events = [json.loads(ln) for ln in events_file.read_text().splitlines() if ln]
+    report.accel = run.accel
+    t2 = time.monotonic()
+    report.seconds["guest"] = round(t2 - guest.started, 2)
+    # Where the guest's time went: qemu start, kernel boot to our agent (ready),
+    # waiting for the build (when it was the slower), the steps, and power-off.
+    if {"console", proto.BOOT, proto.DONE} <= marks.keys():
+        ready = marks.get(proto.READY, marks[proto.BOOT])
+        report.seconds["vm_start"] = round(marks["console"] - guest.started, 2)
+        report.seconds["boot"] = round(ready - marks["console"], 2)
+        report.seconds["wait_build"] = round(marks[proto.BOOT] - ready, 2)
+        report.seconds["steps"] = round(marks[proto.DONE] - marks[proto.BOOT], 2)
+        report.seconds["poweroff"] = round(t2 - marks[proto.DONE], 2)
+    if not any(e["step"] == proto.DONE for e in events):
         # The console's tail, the agent's own lines too: a Python error or an
         # oops that killed the agent shows there.
         raise LostVMError(
@@ -407,37 +453,38 @@ def _run_in_new_guest(
     return events
 
 
-def _while_step(exc: LostVMError, steps: list[dict[str, Any]], events_file: Path) -> LostVMError:
-    """``exc``, saying which step of the plan the guest was in when it was lost."""
+def _while_step(
+    exc: LostVMError | GuestPanicError, steps: list[Op], events_file: Path
+) -> LostVMError | GuestPanicError:
+    """``exc`` (of its class), saying which step of the plan the guest was in when it
+    was lost."""
     done = 0
     if events_file.exists():
         done = sum(1 for ln in events_file.read_text().splitlines() if ln) - 1  # minus boot
     if done < 0:
         where = "before the agent started"
     elif done < len(steps):
-        step = steps[done]
-        what = step.get("name") or Path(str(step.get("path", ""))).name or step.get("program")
-        where = f"during step {step['op']}" + (f" {what}" if what else "")
+        where = f"during step {steps[done].label()}"
     else:
         where = "after the last step"
-    return LostVMError(f"{exc.message} ({where})", exc.kernel_log, exc.fix)
+    return type(exc)(f"{exc.message} ({where})", exc.kernel_log, exc.fix)
 
 
-def _read_events(report: ProjectReport, events: list[dict[str, Any]]) -> None:
+def _read_events(report: ProjectReport, events: list[Event]) -> None:
     for event in events:
         report.steps.append(event)
         report.kernel_log += event.get("kernel_log", [])
         data = event.get("data") or {}
         step = event["step"]
-        if step == "trace":
+        if step == proto.Trace.op:
             report.trace = data.get("lines", [])
             if event.get("ok"):
                 report.result = data.get("matched")
-        elif step == "test_run" and event.get("ok") is not None:
+        elif step == proto.TestRun.op and event.get("ok") is not None:
             report.tests.append(data)
-        elif step == "btf_module" and event.get("ok"):
+        elif step == proto.BtfModule.op and event.get("ok"):
             report.registered = data
-        elif step == "rmmod" and event.get("ok"):
+        elif step == proto.Rmmod.op and event.get("ok"):
             report.unloaded = bool(data.get("unloaded"))
         if event.get("ok") is False and report.error is None:
             report.error = event.get("error")

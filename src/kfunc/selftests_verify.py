@@ -21,6 +21,7 @@ from typing import Any
 from kfunc.errors import KfuncError
 from kfunc.verifier import RULES, explain_log
 from kfunc.verifier_corpus import Expectation, Program, read_tree, sample_line
+from kfunc.vm.protocol import BpfVerify
 
 __all__ = [
     "Built",
@@ -86,7 +87,7 @@ def failure_programs(progs: Path, files: list[str]) -> list[Program]:
 
 def verify_steps(
     programs: list[Program], objects: dict[str, Path], rundir: Path
-) -> list[dict[str, Any]]:
+) -> list[BpfVerify]:
     """One guest ``bpf_verify`` step per program whose object was built (copied into
     ``rundir``, which the guest sees)."""
     steps = []
@@ -97,9 +98,7 @@ def verify_steps(
             continue
         if p.file not in copied:
             copied[p.file] = str(shutil.copy2(obj, rundir))
-        steps.append(
-            {"op": "bpf_verify", "path": copied[p.file], "program": p.name, "log_level": 1}
-        )
+        steps.append(BpfVerify(path=copied[p.file], program=p.name, log_level=1))
     return steps
 
 
@@ -185,28 +184,30 @@ def verify_in_guest(
     said (programs whose object is missing are left out); ``modules`` (.ko files,
     bpf_testmod) are inserted first and removed at the end."""
     import json
-    import sys
 
+    from kfunc.vm import protocol as proto
+    from kfunc.vm.bundle import agent_argv
     from kfunc.vm.guest import Guest
+    from kfunc.vm.protocol import Op
 
     rundir = workdir / "run"
     rundir.mkdir(parents=True, exist_ok=True)
     names = [ko.name.removesuffix(".ko") for ko in modules]
-    steps: list[dict[str, Any]] = [
-        {"op": "insmod", "path": str(shutil.copy2(ko, rundir)), "name": n}
+    steps: list[Op] = [
+        proto.Insmod(path=str(shutil.copy2(ko, rundir)), name=n)
         for ko, n in zip(modules, names, strict=True)
     ]
     steps += verify_steps(programs, objects, rundir)
-    steps += [{"op": "rmmod", "name": n, "always": True} for n in reversed(names)]
-    (rundir / "plan.json").write_text(json.dumps({"steps": steps}))
-    argv = [sys.executable, "-m", "kfunc.vm.agent", str(rundir / "plan.json")]
+    steps += [proto.Rmmod(name=n, always=True) for n in reversed(names)]
+    (rundir / "plan.json").write_text(json.dumps({"steps": proto.encode_steps(steps)}))
+    argv = agent_argv(str(rundir / "plan.json"))
     run = Guest(kernel, timeout=timeout).run(argv, rundir)
     path = rundir / "events.jsonl"
     if not path.exists():
         tail = " | ".join(line.message for line in run.console[-5:])
         raise KfuncError(f"the guest agent reported nothing: {tail}", "read the console above")
     events = [json.loads(ln) for ln in path.read_text().splitlines()]
-    results = [e["data"] for e in events if e["step"] == "bpf_verify"]
+    results = [e["data"] for e in events if e["step"] == proto.BpfVerify.op]
     loaded = [p for p in programs if p.file in objects]
     if len(results) != len(loaded):
         raise KfuncError(

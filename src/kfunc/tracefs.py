@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno as errnos
 import os
 import re
@@ -34,7 +33,9 @@ __all__ = [
 
 TRACEFS = Path("/sys/kernel/tracing")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The process's own symbols, libc's among them: ctypes.util.find_library("c")
+# runs `ldconfig -p` (and gcc) in a subprocess, seconds in a guest under TCG.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,

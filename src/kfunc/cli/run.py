@@ -24,6 +24,7 @@ from kfunc.run import (
     run_matrix,
     run_projects,
 )
+from kfunc.vm import protocol as proto
 
 __all__ = ["kernel_names", "register", "seconds", "show_matrix"]
 
@@ -121,9 +122,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _show_verifier_log(project: ProjectReport, verbose: bool) -> None:
     """The raw verifier log of a refused program: all of it with --verbose, else a hint."""
-    failed = next((e for e in project.steps if e["step"] == "bpf_load" and e.get("ok") is False),
-                  None)  # fmt: skip
-    log = ((failed or {}).get("data") or {}).get("log", "")
+    loads = [e for e in project.steps if e["step"] == proto.BpfLoad.op]
+    failed = next((e for e in loads if e.get("ok") is False), None)
+    log = (failed.get("data") or {}).get("log", "") if failed else ""
     if not log:
         return
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -196,42 +197,42 @@ def show_matrix(outcomes: list[KernelOutcome], as_json: bool) -> int:
     return 0 if ok else 1
 
 
-def _describe(event: dict[str, Any]) -> str:
+def _describe(event: proto.Event) -> str:
     data = event.get("data") or {}
     step = event["step"]
     if event.get("ok") is False:
         return f"{step}: {event.get('error')}"
     if event.get("ok") is None:
         return f"{step}: skipped"
-    if step == "insmod":
+    if step == proto.Insmod.op:
         return f"insmod {data['module']}"
-    if step == "btf_module":
+    if step == proto.BtfModule.op:
         funcs = ", ".join(f"{n} (BTF id {i})" for n, i in data["kfuncs"].items())
         return f"{data['path']} ({data['size']} bytes) registers {funcs}"
-    if step == "bpf_load":
+    if step == proto.BpfLoad.op:
         progs = ", ".join(
             f"{p['name']} ({p['section']}{', attached' if p.get('attached') else ''}"
             f"{'' if p.get('autoload', True) else ', not loaded: autoload off'})"
             for p in data["programs"]
         )
         return f"loaded {progs}"
-    if step == "test_run":
+    if step == proto.TestRun.op:
         alone = " (loaded alone)" if data.get("alone") else ""
         if "rejected" in data:
             return f"test run {data['program']}: refused by the verifier with {data['rejected']!r}"
         if "error" in data:
             return f"test run {data['program']}{alone}: failed with {data['error']}, as expected"
         return f"test run {data['program']}{alone}: returned {data['retval']}"
-    if step == "trigger":
+    if step == proto.Trigger.op:
         if "unlinked" in data:
             return f"triggered: unlink {data['unlinked']}"
         return f"triggered: {data.get('command')} (exit {data.get('exit')})"
-    if step == "trace":
+    if step == proto.Trace.op:
         return f"trace: {len(data.get('lines', []))} line(s), result seen"
-    if step == "bpf_unload":
+    if step == proto.BpfUnload.op:
         return f"destroyed {data['links']} link(s), closed {data['objects']} object(s)"
-    if step == "rmmod":
+    if step == proto.Rmmod.op:
         return f"rmmod {data['module']}" + (" (unloaded)" if data.get("unloaded") else "")
-    if step == "trace_clear":
+    if step == proto.TraceClear.op:
         return f"trace buffer cleared ({data['tracefs']})"
     return step

@@ -15,7 +15,6 @@ ctypes as ``c_void_p``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 from ctypes import (
     CFUNCTYPE,
@@ -40,7 +39,9 @@ try:
 except OSError as exc:
     raise MissingToolError(LIBBPF_SONAME, "libbpf1") from exc
 
-libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The process's own symbols, libc's among them: ctypes.util.find_library("c")
+# runs `ldconfig -p` (and gcc) in a subprocess, seconds in a guest under TCG.
+libc = ctypes.CDLL(None, use_errno=True)
 
 # enum libbpf_print_level
 LIBBPF_WARN = 0

@@ -26,15 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kfunc.errors import LostVMError, MissingToolError
+from kfunc.errors import GuestPanicError, LostVMError, MissingToolError
 from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.vm.accel import probe_accel
 
-__all__ = ["ConsoleLine", "Guest", "GuestProcess", "GuestRun"]
+__all__ = ["ConsoleLine", "Guest", "GuestProcess", "GuestRun", "panic_error"]
 
 _KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] ")
 _PANIC = re.compile(r"Kernel panic - not syncing|BUG: kernel NULL pointer|Oops: ")
+# A frame of a module's code in an oops or panic trace: "hello_init+0x15/0xff0 [hello]".
+_MODULE_FRAME = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+ \[\w+\]")
+# panic()'s own message after an oops (panic_on_oops), not a call of panic() by code.
+_AFTER_OOPS = re.compile(r"Kernel panic - not syncing: (Fatal exception|Attempted to kill)")
 
 
 @dataclass(frozen=True)
@@ -155,22 +159,10 @@ class Guest:
     ) -> GuestRun:
         """Boot, run ``argv`` with ``rwdir`` writable, power off; stream the console.
 
-        Raises :class:`LostVMError` when the guest panics, or does not power
-        off within the timeout.
+        Raises :class:`GuestPanicError` when the guest's kernel panics, and
+        :class:`LostVMError` when it does not power off within the timeout.
         """
-        guest = self.start(argv, rwdir, on_line)
-        try:
-            if not guest.wait(self.timeout):
-                raise LostVMError(
-                    f"guest {self.kernel.release}: no power-off after {self.timeout:.0f} s",
-                    guest.result.kernel_log(last=20),
-                    "the guest hung: look at the kernel log above; raise --timeout if "
-                    "the work is slow rather than stuck",
-                )
-        finally:
-            guest.stop()
-        guest.raise_if_panicked()
-        return guest.result
+        return self.start(argv, rwdir, on_line).finish(self.timeout)
 
 
 class GuestProcess:
@@ -223,6 +215,26 @@ class GuestProcess:
                 return False
         return True
 
+    def finish(self, timeout: float) -> GuestRun:
+        """Wait up to ``timeout`` s for the guest to power off, and end it.
+
+        Raises :class:`GuestPanicError` when the guest's kernel panicked, and
+        :class:`LostVMError` when it did not power off in time.
+        """
+        try:
+            finished = self.wait(timeout)
+        finally:
+            self.stop()
+        self.raise_if_panicked()  # a panicked guest that hung is a panic, not a hang
+        if not finished:
+            raise LostVMError(
+                f"guest {self.release}: no power-off after {timeout:.0f} s",
+                self.result.kernel_log(last=20),
+                "the guest hung: look at the kernel log above; raise --timeout if "
+                "the work is slow rather than stuck",
+            )
+        return self.result
+
     def stop(self) -> None:
         """End the guest (if still running) and remove its temporary files."""
         _stop(self.proc)
@@ -231,16 +243,35 @@ class GuestProcess:
         self.result.seconds = time.monotonic() - self._start
 
     def raise_if_panicked(self) -> None:
-        if not self.panicked:
-            return
-        log = self.result.kernel_log()
-        at = next((i for i, line in enumerate(log) if _PANIC.search(line)), len(log) - 1)
-        why = _PANIC.split(log[at], 1)[-1].strip(" :") if at < len(log) else ""
-        raise LostVMError(
-            f"guest {self.release}: kernel panic" + (f": {why}" if why else ""),
-            log[max(0, at - 8) : at + 12],
-            "the kernel log above shows where; a module's init or exit is the usual cause",
-        )
+        """Raise :func:`panic_error` if the console showed a kernel panic or oops."""
+        if self.panicked:
+            raise panic_error(self.release, self.result.kernel_log())
+
+
+def shows_panic(line: str) -> bool:
+    """Whether a console or kernel log line is a panic's or an oops's."""
+    return bool(_PANIC.search(line))
+
+
+def panic_error(release: str, log: list[str]) -> GuestPanicError | LostVMError:
+    """The error of a guest whose kernel ``log`` shows a panic or an oops.
+
+    :class:`GuestPanicError` when it is the work's doing and would happen
+    again: code called panic(), or a module's code is on the trace. Otherwise
+    (an oops in the kernel's own code, which under TCG may be the
+    emulation's) :class:`LostVMError`, which the test suite reruns.
+    """
+    at = next((i for i, line in enumerate(log) if _PANIC.search(line)), len(log) - 1)
+    why = _PANIC.split(log[at], 1)[-1].strip(" :") if at < len(log) else ""
+    after = log[at:]
+    called = any(line.startswith("Kernel panic") and not _AFTER_OOPS.search(line)
+                 for line in after)  # fmt: skip
+    deterministic = called or any(_MODULE_FRAME.search(line) for line in after)
+    return (GuestPanicError if deterministic else LostVMError)(
+        f"guest {release}: kernel panic" + (f": {why}" if why else ""),
+        log[max(0, at - 8) : at + 12],
+        "the kernel log above shows where; a module's init or exit is the usual cause",
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -13,10 +13,11 @@ request is one JSON frame, answered by one JSON frame:
   write it at PATH in the guest (the run's modules and BPF objects travel so,
   at their host paths, so that steps name them as they are on the host);
 - ``{"steps": [...]}`` or ``{"stop": true}``: as in a served session
-  (:func:`kfunc.vm.agent.serve`); the answer is ``{"events": [...]}``.
+  (:func:`kfunc.vm.protocol.encode_request`); the answer is ``{"events": [...]}``.
 
-The host side is :class:`PortClient`, with the interface of
-:class:`kfunc.vm.session.SessionClient`; the guest side is :func:`serve_port`.
+The host side is :class:`PortClient`, a :class:`kfunc.vm.session.AgentClient`
+as the shared-directory :class:`~kfunc.vm.session.SessionClient` is; the
+guest side is :func:`serve_port`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from kfunc.errors import GuestError
+from kfunc.vm.protocol import Event
+from kfunc.vm.session import AgentClient
 
 __all__ = ["AGENT_IMPORTS", "PortClient", "serve_port"]
 
@@ -106,13 +111,15 @@ def serve_port() -> int:
     """Serve requests on the ``kfunc`` port until asked to stop (the guest's /init)."""
     import importlib
 
-    from kfunc.vm import agent
+    from kfunc.vm.agent.runner import cleanup, run_steps
+    from kfunc.vm.agent.state import KernelLog, State
+    from kfunc.vm.protocol import DONE, decode_request
 
     for name in AGENT_IMPORTS:  # before the snapshot: no restored guest imports
         importlib.import_module(name)
     port = _GuestPort(_find_port())
-    state = agent.State(Path("/tmp"))
-    kmsg = agent.KernelLog()
+    state = State(Path("/tmp"))
+    kmsg = KernelLog()
     while True:
         request = json.loads(port.receive())
         reply: dict[str, Any] = {"ok": True}
@@ -134,14 +141,14 @@ def serve_port() -> int:
             path.chmod(request.get("mode", 0o644))
         elif "mkdir" in request:
             Path(request["mkdir"]).mkdir(parents=True, exist_ok=True)
-        elif request.get("stop"):
-            agent._cleanup(state, kmsg)
-            port.send(json.dumps({"events": [{"step": "done", "ok": True}]}).encode())
+        elif (steps := decode_request(request)) is None:
+            cleanup(state, kmsg)
+            port.send(json.dumps({"events": [{"step": DONE, "ok": True}]}).encode())
             return 0
         else:
-            events: list[dict[str, Any]] = []
-            ok = agent.run_steps(request["steps"], state, kmsg, events.append)
-            events.append({"step": "done", "ok": ok})
+            events: list[Event] = []
+            ok = run_steps(steps, state, kmsg, events.append)
+            events.append({"step": DONE, "ok": ok})
             reply = {"events": events}
         port.send(json.dumps(reply).encode())
 
@@ -149,7 +156,7 @@ def serve_port() -> int:
 # -- host side ----------------------------------------------------------------
 
 
-class PortClient:
+class PortClient(AgentClient):
     """Talks to an agent on a virtio-serial port through QEMU's unix socket.
 
     Before each request, the files its steps name (``path``) are sent to the
@@ -265,15 +272,16 @@ class PortClient:
                     self.request({"mkdir": value}, timeout)
                     self._made.add(value)
 
-    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[dict[str, Any]]:
-        """Send ``request`` ({"steps": [...]} or {"stop": true}); return its events."""
+    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[Event]:
+        """Send ``request`` (:func:`~kfunc.vm.protocol.encode_request`); return its events."""
         if "steps" in request:
             self._upload(request["steps"], timeout)
-        events: list[dict[str, Any]] = self.request(request, timeout)["events"]
+        events: list[Event] = self.request(request, timeout)["events"]
         return events
 
-    def run_steps(
-        self, steps: list[dict[str, Any]], timeout: float = 120.0
-    ) -> list[dict[str, Any]]:
-        """Carry out ``steps`` in the guest; the events, without the closing ``done``."""
-        return [e for e in self.call({"steps": steps}, timeout) if e["step"] != "done"]
+    def stage(self, path: str | os.PathLike[str]) -> str:
+        """Send a host file to the guest now, at the same path; that path."""
+        if not Path(path).is_file():
+            raise GuestError(f"{path}: no such file", fix="build it first (kfunc build)")
+        self.put(path)
+        return os.path.abspath(path)

@@ -25,7 +25,6 @@ kernel log lines the step caused.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -37,7 +36,8 @@ from kfunc.errors import GuestError, LibbpfError
 from kfunc.kbuild import ModuleBuild
 from kfunc.libbpf.object import RunResult, load_error
 from kfunc.libbpf.ringbuf import EventType, event_decoder
-from kfunc.vm.session import SessionClient
+from kfunc.vm import protocol as proto
+from kfunc.vm.session import AgentClient
 
 __all__ = [
     "GuestModule",
@@ -54,10 +54,10 @@ __all__ = [
 Buffer = bytes | bytearray | memoryview | Any  # anything with the buffer protocol (ctypes too)
 
 
-def call(session: SessionClient, op: str, wait: float = 120.0, **args: Any) -> dict[str, Any]:
-    """Run agent step ``op`` with ``args`` in the guest, waiting up to ``wait`` s for it;
-    its data, or its error raised."""
-    (event,) = session.run_steps([{"op": op, **args}], timeout=wait)
+def call(session: AgentClient, op: proto.Op, wait: float = 120.0) -> dict[str, Any]:
+    """Run ``op`` in the guest, waiting up to ``wait`` s for it; its reply, or its
+    error raised."""
+    (event,) = session.run_steps([op], timeout=wait)
     if event["ok"]:
         return event.get("data") or {}
     data = event.get("data") or {}
@@ -69,46 +69,33 @@ def call(session: SessionClient, op: str, wait: float = 120.0, **args: Any) -> d
     raise GuestError(event["error"], event.get("kernel_log"), event.get("fix"))
 
 
-def stage(session: SessionClient, path: str | os.PathLike[str]) -> str:
+def stage(session: AgentClient, path: str | os.PathLike[str]) -> str:
     """Copy a host file where the guest can read it; the guest's path."""
-    src = Path(path)
-    if not src.is_file():
-        raise GuestError(f"{src}: no such file", fix="build it first (kfunc build)")
-    files = session.directory / "files"
-    files.mkdir(exist_ok=True)
-    n = sum(1 for _ in files.iterdir())
-    dest = files / f"{n}-{src.name}"
-    shutil.copy2(src, dest)
-    return str(dest)
+    return session.stage(path)
 
 
 def _bytes(value: Buffer) -> bytes:
     return bytes(memoryview(value))  # bytes, bytearray, ctypes objects; not an int
 
 
-def read_trace(
-    session: SessionClient, expect: str | None = None, timeout: float = 2.0
-) -> list[str]:
+def read_trace(session: AgentClient, expect: str | None = None, timeout: float = 2.0) -> list[str]:
     """trace_pipe lines until one matches ``expect`` (a regex) or ``timeout`` s pass."""
-    return call(session, "trace_read", timeout + 60.0, timeout=timeout, expect=expect)["lines"]
+    op = proto.Trace(expect=expect, timeout=timeout, required=False, settle=None)
+    return list(call(session, op, timeout + 60.0)["lines"])
 
 
 class GuestModule:
     """A module inserted into the guest (and its kfuncs checked in /sys/kernel/btf)."""
 
-    def __init__(self, session: SessionClient, build: ModuleBuild, params: str = "") -> None:
+    def __init__(self, session: AgentClient, build: ModuleBuild, params: str = "") -> None:
         self.session = session
         self.build = build
         self.name = build.name
         path = stage(session, build.ko)
         events = session.run_steps(
             [
-                {"op": "insmod", "path": path, "name": build.name, "params": params},
-                {
-                    "op": "btf_module",
-                    "module": build.name,
-                    "kfuncs": [k.name for k in build.kfuncs],
-                },
+                proto.Insmod(path=path, name=build.name, params=params),
+                proto.BtfModule(module=build.name, kfuncs=[k.name for k in build.kfuncs]),
             ]
         )
         self.kernel_log: list[str] = [line for e in events for line in e.get("kernel_log", [])]
@@ -127,7 +114,7 @@ class GuestModule:
         if not self.loaded:
             return []
         self.loaded = False
-        (event,) = self.session.run_steps([{"op": "rmmod", "name": self.name}])
+        (event,) = self.session.run_steps([proto.Rmmod(name=self.name)])
         lines = event.get("kernel_log", [])
         self.kernel_log += lines
         if not event["ok"]:
@@ -147,7 +134,7 @@ class GuestModule:
 class RemoteObject:
     """A BPF object in the guest, as :class:`kfunc.libbpf.BpfObject`; a context manager."""
 
-    def __init__(self, session: SessionClient, path: str | os.PathLike[str]) -> None:
+    def __init__(self, session: AgentClient, path: str | os.PathLike[str]) -> None:
         self.session = session
         self.path = Path(path)
         self.name = self.path.name
@@ -167,31 +154,34 @@ class RemoteObject:
         ``log_level`` 1 keeps each program's verifier log (``RemoteProgram.log``)
         of a successful load too. A refused program raises VerifierError (a
         LibbpfError) whose ``log`` is the verifier's."""
-        self._guest_path = stage(self.session, self.path)
+        path = self._guest_path = self.session.stage(self.path)
         try:
-            call(self.session, "bpf_load", path=self._guest_path, attach=attach,
-                 programs=programs, log_level=log_level)  # fmt: skip
+            call(self.session, proto.BpfLoad(path=path, attach=attach, programs=programs,
+                                             log_level=log_level))  # fmt: skip
         except LibbpfError:
-            call(self.session, "bpf_close", path=self._guest_path)  # a refused object goes
+            call(self.session, proto.BpfClose(path=path))  # a refused object goes
             raise
         self.loaded = True
-        info = call(self.session, "bpf_describe", path=self._guest_path)
+        info = call(self.session, proto.BpfDescribe(path=path))
         self.programs = {p["name"]: RemoteProgram(self, p) for p in info["programs"]}
         self.maps = {m["name"]: RemoteMap(self, m) for m in info["maps"]}
         return self
 
-    def _call(self, op: str, wait: float = 120.0, **args: Any) -> dict[str, Any]:
+    def _call(
+        self, op: Callable[..., proto.Op], wait: float = 120.0, **args: Any
+    ) -> dict[str, Any]:
+        """``op`` on this object (its ``path``) in the guest."""
         if not self.loaded or self._guest_path is None:
             raise LibbpfError(
                 f"object '{self.name}': not loaded", fix="load it first (RemoteObject.load())"
             )
-        return call(self.session, op, wait, path=self._guest_path, **args)
+        return call(self.session, op(path=self._guest_path, **args), wait)
 
     def close(self) -> None:
         """Destroy its links and close it in the guest (idempotent)."""
         if self.loaded and self._guest_path is not None:
             self.loaded = False
-            call(self.session, "bpf_close", path=self._guest_path)
+            call(self.session, proto.BpfClose(path=self._guest_path))
 
     def __enter__(self) -> RemoteObject:
         return self
@@ -225,7 +215,7 @@ class RemoteProgram:
 
     def attach(self) -> RemoteLink:
         """Attach as the section name says; detach with the link's ``destroy()``."""
-        self._obj._call("prog_attach", program=self.name)
+        self._obj._call(proto.ProgAttach, program=self.name)
         self.attached = True
         return RemoteLink(self)
 
@@ -235,11 +225,11 @@ class RemoteProgram:
         """``BPF_PROG_TEST_RUN`` in the guest, as :meth:`kfunc.libbpf.Program.test_run`."""
         ctx = None if ctx_in is None else _bytes(ctx_in).hex()
         got = self._obj._call(
-            "prog_test_run", program=self.name, data=_bytes(data_in).hex(), ctx=ctx, repeat=repeat
+            proto.TestRun, program=self.name, data=_bytes(data_in).hex(), ctx=ctx, repeat=repeat
         )
         return RunResult(
             retval=got["retval"],
-            duration=got["duration"],
+            duration=got["duration_ns"],
             data_out=bytes.fromhex(got["data_out"]),
             ctx_out=bytes.fromhex(got["ctx_out"]),
         )
@@ -260,7 +250,7 @@ class RemoteLink:
             return
         self.destroyed = True
         if self.program._obj.loaded:
-            self.program._obj._call("prog_detach", program=self.program.name)
+            self.program._obj._call(proto.ProgDetach, program=self.program.name)
         self.program.attached = False
 
     def __enter__(self) -> RemoteLink:
@@ -287,19 +277,20 @@ class RemoteMap:
 
     def lookup(self, key: Buffer) -> bytes | None:
         """The value stored under ``key``, or None if there is none."""
-        value = self._obj._call("map_lookup", map=self.name, key=_bytes(key).hex())["value"]
+        value = self._obj._call(proto.MapLookup, map=self.name, key=_bytes(key).hex())["value"]
         return None if value is None else bytes.fromhex(value)
 
     def update(self, key: Buffer, value: Buffer, flags: int = 0) -> None:
         """Store ``value`` under ``key`` (``flags``: BPF_ANY, BPF_NOEXIST, BPF_EXIST)."""
         self._obj._call(
-            "map_update", map=self.name, key=_bytes(key).hex(), value=_bytes(value).hex(),
+            proto.MapUpdate, map=self.name, key=_bytes(key).hex(), value=_bytes(value).hex(),
             flags=flags,
         )  # fmt: skip
 
     def keys(self) -> Iterator[bytes]:
         """The map's keys, in the kernel's order (read in one request)."""
-        return iter([bytes.fromhex(k) for k in self._obj._call("map_keys", map=self.name)["keys"]])
+        keys = self._obj._call(proto.MapKeys, map=self.name)["keys"]
+        return iter([bytes.fromhex(k) for k in keys])
 
     def __iter__(self) -> Iterator[bytes]:
         return self.keys()
@@ -343,7 +334,9 @@ class RingBuffer:
     def poll(self, timeout: float | None = 1.0) -> int:
         """Bring over the events there are, waiting up to ``timeout`` s for one; how many."""
         wait = 3600.0 if timeout is None else max(0.0, timeout)
-        got = self.map._obj._call("ringbuf_consume", wait + 60.0, map=self.map.name, timeout=wait)
+        got = self.map._obj._call(
+            proto.RingbufConsume, wait + 60.0, map=self.map.name, timeout=wait
+        )
         events = [bytes.fromhex(e) for e in got["events"]]
         for raw in events:
             event = raw if self._decode is None else self._decode(raw)

@@ -1,12 +1,15 @@
 """A booted guest that serves requests: one boot, many steps.
 
-The guest runs ``python -m kfunc.vm.agent --serve DIR`` on a directory that
-both sides share (read-write for the guest). The host asks with a request
-file and reads the answer file (the protocol is in
-:func:`kfunc.vm.agent.serve`). Modules, BPF objects and links stay loaded
-from one request to the next, which is what test fixtures and a kept guest
-need. The guest powers off when the session is closed, or by itself when no
-request came for ``idle`` seconds; the host bounds each request by a timeout.
+The guest runs the agent (``python -m kfunc.vm.agent --serve DIR``, from
+:mod:`kfunc.vm.bundle`) on a directory that
+both sides share (read-write for the guest). What a request holds is the
+protocol (:mod:`kfunc.vm.protocol`); how it travels is a transport. Here it
+is the shared directory: the host writes a request file and reads the answer
+file (the guest side is :func:`kfunc.vm.agent.serve.serve_directory`).
+Modules, BPF objects and links stay loaded from one request to the next,
+which is what test fixtures and a kept guest need. The guest powers off when
+the session is closed, or by itself when no request came for ``idle``
+seconds; the host bounds each request by a timeout.
 """
 
 from __future__ import annotations
@@ -15,21 +18,53 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kfunc.errors import LostVMError
+from kfunc.errors import GuestError, LostVMError
 from kfunc.kernels.target import Kernel
+from kfunc.vm.bundle import agent_argv
 from kfunc.vm.guest import ConsoleLine, Guest, GuestProcess
+from kfunc.vm.protocol import DONE, READY, Event, Op, encode_request
 
-__all__ = ["GuestSession", "SessionClient"]
+__all__ = ["AgentClient", "GuestSession", "SessionClient"]
 
 
-class SessionClient:
+class AgentClient(ABC):
+    """The host's side of a serving agent, whatever carries the requests.
+
+    A transport implements :meth:`call` (one request there, its events back)
+    and :meth:`stage` (a host file where the guest can open it).
+    """
+
+    #: the host's scratch directory of this guest (a run's files are made there)
+    directory: Path
+
+    @abstractmethod
+    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[Event]:
+        """Send ``request`` (:func:`~kfunc.vm.protocol.encode_request`); return its events."""
+
+    @abstractmethod
+    def stage(self, path: str | os.PathLike[str]) -> str:
+        """Copy a host file where the guest can read it; the guest's path."""
+
+    def run_steps(
+        self, steps: Sequence[Op | dict[str, Any]], timeout: float = 120.0
+    ) -> list[Event]:
+        """Carry out ``steps`` in the guest; the events, without the closing ``done``."""
+        events = self.call(encode_request(steps), timeout)
+        return [e for e in events if e["step"] != DONE]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the agent to unload what it holds and stop serving."""
+        self.call(encode_request(None), timeout)
+
+
+class SessionClient(AgentClient):
     """Talks to a serving agent through its directory; usable from any host process."""
 
     def __init__(self, directory: Path, alive: Callable[[], bool] | None = None) -> None:
@@ -47,8 +82,10 @@ class SessionClient:
             os.close(fd)
             return n
 
-    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[dict[str, Any]]:
-        """Send ``request`` ({"steps": [...]} or {"stop": true}); return its events."""
+    def _lost(self, message: str, fix: str | None = None) -> LostVMError:
+        return LostVMError(message, fix=fix)
+
+    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[Event]:
         n = self._claim()
         tmp = self.directory / f"req-{n}.json.tmp"
         tmp.write_text(json.dumps(request))
@@ -57,20 +94,25 @@ class SessionClient:
         deadline = time.monotonic() + timeout
         while not answer.exists():
             if not self._alive():
-                raise LostVMError("guest: powered off before it answered")
+                raise self._lost("guest: powered off before it answered")
             if time.monotonic() > deadline:
-                raise LostVMError(
+                raise self._lost(
                     f"guest: no answer within {timeout:.0f} s",
-                    fix="a step hangs in the guest: look at its kernel log",
+                    "a step hangs in the guest: look at its kernel log",
                 )
             time.sleep(0.02)
         return [json.loads(line) for line in answer.read_text().splitlines() if line]
 
-    def run_steps(
-        self, steps: list[dict[str, Any]], timeout: float = 120.0
-    ) -> list[dict[str, Any]]:
-        """Carry out ``steps`` in the guest; the events, without the closing ``done``."""
-        return [e for e in self.call({"steps": steps}, timeout) if e["step"] != "done"]
+    def stage(self, path: str | os.PathLike[str]) -> str:
+        src = Path(path)
+        if not src.is_file():
+            raise GuestError(f"{src}: no such file", fix="build it first (kfunc build)")
+        files = self.directory / "files"
+        files.mkdir(exist_ok=True)
+        n = sum(1 for _ in files.iterdir())
+        dest = files / f"{n}-{src.name}"
+        shutil.copy2(src, dest)
+        return str(dest)
 
 
 class GuestSession(SessionClient):
@@ -96,13 +138,12 @@ class GuestSession(SessionClient):
         return self.guest is not None and self.guest.alive
 
     def start(self) -> GuestSession:
-        argv = [sys.executable, "-m", "kfunc.vm.agent", "--serve", str(self.directory),
-                str(self.idle)]  # fmt: skip
+        argv = agent_argv("--serve", str(self.directory), str(self.idle))
         self._alive = lambda: self.alive
         try:
             self.guest = Guest(self.kernel).start(argv, self.directory, self.on_line)
             deadline = time.monotonic() + self.boot_timeout
-            while not (self.directory / "ready").exists():
+            while not (self.directory / READY).exists():
                 if not self.guest.alive or time.monotonic() > deadline:
                     self.guest.raise_if_panicked()
                     raise LostVMError(
@@ -118,6 +159,12 @@ class GuestSession(SessionClient):
             raise
         return self
 
+    def _lost(self, message: str, fix: str | None = None) -> LostVMError:
+        # A guest that powered off because its kernel panicked says so.
+        if self.guest is not None and not self.guest.alive:
+            self.guest.raise_if_panicked()
+        return LostVMError(message, fix=fix)
+
     def kernel_log(self, last: int = 30) -> list[str]:
         """The guest console's last kernel lines (for a failing test's report)."""
         return self.guest.result.kernel_log(last=last) if self.guest else []
@@ -125,9 +172,9 @@ class GuestSession(SessionClient):
     def close(self) -> None:
         """Unload what is loaded, power off, and remove everything of the session."""
         if self.guest is not None:
-            if self.guest.alive and (self.directory / "ready").exists():
+            if self.guest.alive and (self.directory / READY).exists():
                 with contextlib.suppress(LostVMError):
-                    self.call({"stop": True}, timeout=30)
+                    self.stop(timeout=30)
                 self.guest.wait(15)
             self.guest.stop()
             self.guest = None

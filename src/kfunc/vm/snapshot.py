@@ -47,9 +47,10 @@ from kfunc.errors import KfuncError, LostVMError, MissingToolError
 from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.vm.accel import probe_accel
-from kfunc.vm.guest import _PANIC, ConsoleLine
+from kfunc.vm.guest import ConsoleLine, panic_error, shows_panic
 from kfunc.vm.initramfs import build_initramfs, inputs_key
 from kfunc.vm.port import PortClient
+from kfunc.vm.protocol import Event
 
 __all__ = [
     "SnapshotFile",
@@ -481,22 +482,19 @@ class SnapshotSession(PortClient):
         """The guest console's last kernel lines (for a failing test's report)."""
         return self.machine.kernel_log(last) if self.machine else []
 
-    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[dict[str, Any]]:
+    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[Event]:
         """As :meth:`PortClient.call`; a lost guest's error says whether it panicked
-        and carries its console's last kernel lines."""
+        (:func:`~kfunc.vm.guest.panic_error`) and carries its console's last kernel lines."""
         try:
             return super().call(request, timeout)
         except LostVMError as exc:
             log = self.kernel_log(200)
-            panic = next((line for line in log if _PANIC.search(line)), None)
-            why = f"kernel panic: {_PANIC.split(panic, 1)[-1].strip(' :')}" if panic else None
-            at = log.index(panic) if panic else len(log)
+            if any(shows_panic(line) for line in log):
+                raise panic_error(self.kernel.release, log) from None
             raise LostVMError(
-                f"guest {self.kernel.release}: {why or exc.message.removeprefix('guest: ')}",
-                log[max(0, at - 8) : at + 12] if panic else log[-20:],
-                "the kernel log above shows where; a module's init or exit is the usual cause"
-                if panic
-                else exc.fix,
+                f"guest {self.kernel.release}: {exc.message.removeprefix('guest: ')}",
+                log[-20:],
+                exc.fix,
             ) from None
 
     def console_lines(self) -> list[ConsoleLine]:
