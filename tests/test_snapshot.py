@@ -13,7 +13,7 @@ from conftest import EXAMPLES, ROOT, qemu_processes
 
 from kfunc.build import build_project
 from kfunc.cli import main
-from kfunc.errors import LostVMError
+from kfunc.errors import GuestPanicError, LostVMError
 from kfunc.kernels.target import Kernel
 from kfunc.project import Project
 from kfunc.run import run_projects
@@ -132,9 +132,9 @@ def test_kernels_lists_and_removes_snapshots(
 
 @pytest.mark.vm
 def test_restored_guest_that_panics(kernel_612: Kernel) -> None:
-    """A module whose init panics the restored guest: the error says so, with its log."""
+    """A module whose init panics the restored guest: GuestPanicError (not rerun), with its log."""
     before = qemu_processes()
-    with pytest.raises(LostVMError) as err:
+    with pytest.raises(GuestPanicError) as err:
         run_projects([Project.load(ROOT / "tests" / "data" / "faults" / "panic_init")], "6.12")
     assert err.value.message.startswith("guest 6.12")
     assert "kernel panic: kfunc fault test: panic in module init" in err.value.message
