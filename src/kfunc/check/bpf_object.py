@@ -144,7 +144,8 @@ def _read(data: bytes, path: Path, require_btf: bool) -> BpfObjectInfo:
 
     functions: list[_Function] = []
     weak = set()
-    for sym in symtab.iter_symbols():
+    symbols = list(symtab.iter_symbols())  # parsed once: relocations index them
+    for sym in symbols:
         info = sym["st_info"]
         if info["bind"] == "STB_WEAK":
             weak.add(sym.name)
@@ -162,9 +163,11 @@ def _read(data: bytes, path: Path, require_btf: bool) -> BpfObjectInfo:
         if not isinstance(sec, RelocationSection) or sec["sh_info"] == 0:
             continue
         target = elf.get_section(sec["sh_info"])
+        if target.name == ".BTF.ext" or target.name.startswith(".debug_"):
+            continue  # line info and DWARF: thousands of relocations, none to a kfunc
         code[target.name] = bytes(target.data())
         for entry in sec.iter_relocations():
-            name = symtab.get_symbol(entry["r_info_sym"]).name
+            name = symbols[entry["r_info_sym"]].name
             relocations.append(Relocation(target.name, entry["r_offset"], name))
 
     programs: dict[tuple[str, int], Program] = {}
