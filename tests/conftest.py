@@ -104,12 +104,14 @@ def qemu_processes() -> set[int]:
 
 
 def interrupt_kfunc(
-    args: list[str], ready: Callable[[], bool], *, cwd: Path, tmpdir: Path, settle: float = 0.0
-) -> str:
-    """Run ``kfunc ARGS``, press Ctrl-C once ``ready()`` holds (and ``settle`` s more).
+    args: list[str], ready: Callable[[], bool], *, cwd: Path, tmpdir: Path, settle: float = 0.0,
+    sig: signal.Signals = signal.SIGINT,
+) -> str:  # fmt: skip
+    """Run ``kfunc ARGS``, press Ctrl-C (or send ``sig``) once ``ready()`` holds
+    (and ``settle`` s more).
 
-    Asserts what every interrupted command owes the user: exit code 130, a
-    one-line notice, no traceback. Returns its stderr.
+    Asserts what every interrupted command owes the user: exit code 128 + the
+    signal (130 for Ctrl-C), a one-line notice, no traceback. Returns its stderr.
     """
     proc = subprocess.Popen(
         [sys.executable, "-m", "kfunc", *args],
@@ -127,13 +129,14 @@ def interrupt_kfunc(
                 f"(exit {proc.returncode}): {out[-800:]} {err[-1500:]}"
             )
         time.sleep(settle)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
-    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert proc.returncode == 128 + sig
+    notice = "interrupted" if sig == signal.SIGINT else "terminated"
+    assert "Traceback" not in stderr and notice in stderr
     return stderr
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -213,7 +214,9 @@ def test_module_init_hangs(tmp_path: Path, kernel_612: Kernel) -> None:
 
 
 @pytest.mark.vm
-def test_ctrl_c_during_the_run(tmp_path: Path, kernel_612: Kernel) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_during_the_run(tmp_path: Path, kernel_612: Kernel, sig: signal.Signals) -> None:
+    """Ctrl-C, or SIGTERM (a CI job's timeout), while the guest runs: no qemu left."""
     tmp = tmp_path / "tmpdir"
     tmp.mkdir()
     before = qemu_processes()
@@ -221,7 +224,7 @@ def test_ctrl_c_during_the_run(tmp_path: Path, kernel_612: Kernel) -> None:
     interrupt_kfunc(
         ["run", str(FAULTS / "hang_init"), "--boot"],
         lambda: any("hang_init" in p.name for p in tmp.glob("kfunc-run-*/*/*")),
-        cwd=tmp_path, tmpdir=tmp, settle=8,
+        cwd=tmp_path, tmpdir=tmp, settle=8, sig=sig,
     )  # fmt: skip
     assert list(tmp.iterdir()) == []
     assert qemu_processes() <= before

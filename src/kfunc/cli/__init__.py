@@ -183,7 +183,9 @@ def _run(argv: list[str]) -> int:
     # command: exit 130 at once), also while an error is being reported.
     import signal  # not before: it costs enum (~3-10 ms) to the replay of `kfunc ls`
 
+    # SIGTERM (a CI job's timeout, `timeout`, `kill`) cleans up the same way.
     previous = _sigint(signal.default_int_handler)
+    previous_term = _handle(signal.SIGTERM, _terminate)
     try:
         try:
             if getattr(args, "kernel_root", None) is not None:
@@ -195,11 +197,15 @@ def _run(argv: list[str]) -> int:
             return status
         finally:
             _sigint(previous)
+            _handle(signal.SIGTERM, previous_term)
     except KfuncError as exc:
         return _failed(exc, json_errors)
     except KeyboardInterrupt:
         print("interrupted: stopped and cleaned up", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("terminated: stopped and cleaned up", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         return _reader_left()
     except OSError as exc:
@@ -219,10 +225,26 @@ def _sigint(handler: Any) -> Any:
     """Set SIGINT's handler (where Python allows: the main thread); return the old one."""
     import signal
 
+    return _handle(signal.SIGINT, handler)
+
+
+def _handle(signum: int, handler: Any) -> Any:
+    """Set a signal's handler (where Python allows: the main thread); return the old one."""
+    import signal
+
     try:
-        return signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
+        return signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     except ValueError:  # not the main thread (main called from a test's thread)
         return handler
+
+
+class _Terminated(BaseException):
+    """SIGTERM while a command runs: unwinds like Ctrl-C, so that guests, links
+    and temporary files are cleaned up on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 #: The fix for an OSError, by errno, when nothing more precise caught it.
