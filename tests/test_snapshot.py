@@ -140,3 +140,20 @@ def test_restored_guest_that_panics(kernel_612: Kernel) -> None:
     assert "kernel panic: kfunc fault test: panic in module init" in err.value.message
     assert any("Kernel panic - not syncing" in line for line in err.value.kernel_log)
     assert qemu_processes() <= before
+
+
+def test_guest_init_mounts_nothing_over_the_archive() -> None:
+    """The restored guest's /init mounts proc, sysfs, devtmpfs and bpffs only: a
+    mount over any other directory hides the archive's files there (a kfunc
+    checkout under /tmp, as a CI clone may be, made every snapshot fail)."""
+    from kfunc.vm import initramfs
+
+    # mount -t TYPE SOURCE TARGET [redirections]
+    mounts = [line.split()[4] for line in initramfs._INIT.splitlines()
+              if line.startswith("mount ")]  # fmt: skip
+    assert set(mounts) <= {"/proc", "/sys", "/dev", "/sys/fs/bpf"}, mounts
+    files = initramfs._files(initramfs._collect())
+    kfunc_files = [f for f in files if "/kfunc/" in f]
+    assert kfunc_files
+    for point in mounts:
+        assert not any(f.startswith(point + "/") for f in files), point

@@ -15,6 +15,9 @@ and nothing else:
 - kfunc's package and the third-party packages it imports.
 
 Every file keeps its host path, so the guest's ``sys.path`` is the host's.
+Nothing is mounted over them: the root (the kernel's tmpfs, in RAM) is
+writable as it is, so /tmp stays the archive's own directory (a checkout of
+kfunc under /tmp, as a CI clone may be, stays visible).
 The archive is cached under :func:`inputs_key`: the content of kfunc's
 files, and the identity of python, its library directory, libbpf and busybox.
 """
@@ -48,7 +51,6 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
-mount -t tmpfs tmp /tmp
 export PYTHONPATH={pythonpath} PYTHONDONTWRITEBYTECODE=1 PATH=/usr/bin:/usr/sbin HOME=/tmp
 {python} -S -m kfunc.vm.agent --port
 poweroff -f
