@@ -250,3 +250,62 @@ def test_not_a_package_is_a_format_error(tmp_path: Path) -> None:
     junk.write_bytes(b"!<arch>\n")
     with pytest.raises(deb.MissingMemberError), deb.data_tar(junk):
         pass
+
+
+_OLD_PYTHON = """
+import sys, tarfile
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from kfunc.kernels import deb
+assert not hasattr(tarfile, "data_filter"), "this python has extraction filters"
+deb.unpack(Path(sys.argv[2]), Path(sys.argv[3]))
+"""
+
+
+def test_unpack_on_debians_own_python_without_tar_filters(tmp_path: Path) -> None:
+    """Debian 12's python3 (3.11.2) predates tarfile's extraction filters: the
+    unpacked tree is still dpkg-deb's, and a member outside the tree is refused."""
+    python = Path("/usr/bin/python3")
+    has_filters = "import tarfile; print(hasattr(tarfile, 'data_filter'))"
+    probe = subprocess.run([str(python), "-c", has_filters],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    require(probe.stdout.strip() == "False", "a python without tarfile filters (Debian 12's)")
+    package = tmp_path / "pkg"
+    (package / "DEBIAN").mkdir(parents=True)
+    (package / "DEBIAN" / "control").write_text(
+        "Package: kfunc-probe\nVersion: 1.0\nArchitecture: all\nMaintainer: k <k@k>\n"
+        "Description: d\n"
+    )
+    (package / "usr/share/kf").mkdir(parents=True)
+    (package / "usr/share/kf/a.txt").write_text("a\n")
+    (package / "usr/share/kf/abs").symlink_to("/usr/src/elsewhere")
+    built = tmp_path / "p.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(package), str(built)],
+                   check=True, capture_output=True)  # fmt: skip
+    src = str(Path(deb.__file__).parents[2])
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    run = subprocess.run([str(python), "-c", _OLD_PYTHON, src, str(built), str(mine)],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    subprocess.run(["dpkg-deb", "-x", str(built), str(theirs)], check=True)
+    diff = subprocess.run(["diff", "-r", "--no-dereference", str(mine), str(theirs)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert diff.returncode == 0, diff.stdout
+    # a hostile member: ../escape
+    import tarfile
+
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        info = tarfile.TarInfo("../escape")
+        info.size = 0
+        tar.addfile(info)
+    code = (
+        "import sys, tarfile; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+        "from kfunc.kernels import deb\n"
+        "with tarfile.open(sys.argv[2]) as t:\n"
+        "    for m in t: deb.extract(t, m, Path(sys.argv[3]), 'tar')\n"
+    )
+    run = subprocess.run([str(python), "-c", code, src, str(evil), str(tmp_path / "out")],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode != 0 and "points outside the tree" in run.stderr
+    assert not (tmp_path / "escape").exists()

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from kfunc.cache import cache_dir
 from kfunc.errors import KfuncError
-from kfunc.kernels.deb import DebFormatError, data_tar
+from kfunc.kernels.deb import DebFormatError, data_tar, extract
 from kfunc.progress import Progress
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def _extract(deb: Path, dest: Path, wanted: tuple[str, ...]) -> None:
                         if not rest.startswith(wanted):
                             continue
                         member.name = rest
-                        inner.extract(member, dest, filter="data")
+                        extract(inner, member, dest, "data")
                         found += 1
                 break
     except (tarfile.TarError, EOFError, OSError, DebFormatError) as exc:

@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO, Literal
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -107,7 +107,32 @@ def unpack(path: Path, root: Path) -> None:
     kept as they are, member names confined to ``root``)."""
     root.mkdir(parents=True, exist_ok=True)
     with data_tar(path) as tar:
-        tar.extractall(root, filter="tar")
+        for member in tar:
+            extract(tar, member, root, "tar")
+
+
+#: tarfile's extraction filters (PEP 706) arrived in Python 3.11.4; Debian 12's
+#: python3 is 3.11.2 and has none.
+_HAS_FILTERS = hasattr(tarfile, "data_filter")
+
+
+def extract(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path, kind: Literal["tar", "data"]
+) -> None:
+    """Extract ``member`` under ``root`` with tarfile's ``kind`` filter ("tar":
+    absolute symlinks kept; "data": refused), or, on a Python without filters,
+    after the same confinement check of its name and of a hard link's target."""
+    if _HAS_FILTERS:
+        tar.extract(member, root, filter=kind)
+        return
+    member.name = member.name.lstrip("/")
+    names = [member.name] + ([member.linkname] if member.islnk() else [])
+    if kind == "data" and member.issym() and member.linkname.startswith("/"):
+        names.append(member.linkname)
+    for name in names:
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise DebFormatError(f"member {member.name!r} points outside the tree")
+    tar.extract(member, root)
 
 
 class _Limited(io.RawIOBase):
