@@ -12,13 +12,14 @@ import pytest
 from conftest import EXAMPLES, ROOT, qemu_processes
 
 from kfunc.build import build_project
+from kfunc.cache import file_sha256
 from kfunc.cli import main
 from kfunc.errors import GuestPanicError, LostVMError
 from kfunc.kernels.target import Kernel
 from kfunc.project import Project
 from kfunc.run import run_projects
 from kfunc.vm.port import PortClient
-from kfunc.vm.snapshot import SnapshotSession, _Machine, _sha256, list_snapshots
+from kfunc.vm.snapshot import SnapshotSession, _Machine, list_snapshots
 
 
 def _shell(session: SnapshotSession, command: str) -> str:
@@ -73,7 +74,7 @@ def test_restored_guests_start_pristine(kernel_612: Kernel, tmp_path: Path) -> N
     broken = tmp_path / "broken.vmstate"
     with snap.path.open("rb") as src, broken.open("wb") as out:
         out.write(src.read(snap.size // 2))
-    assert _sha256(broken) != snap.sha256
+    assert file_sha256(broken) != snap.sha256
     initrd = next(snap.path.parent.glob("root-*.cpio"))
     machine = _Machine(kernel_612, initrd, "tcg")
     try:
@@ -92,7 +93,7 @@ def test_restored_guests_start_pristine(kernel_612: Kernel, tmp_path: Path) -> N
     with SnapshotSession(kernel_612) as third:
         assert not third.restored
         assert third.snapshot is not None and third.snapshot.path.exists()
-        assert _sha256(third.snapshot.path) == third.snapshot.sha256
+        assert file_sha256(third.snapshot.path) == third.snapshot.sha256
         assert _shell(third, "uname -r").strip() == kernel_612.release
     assert qemu_processes() <= before
     shutil.rmtree(tmp_path, ignore_errors=True)

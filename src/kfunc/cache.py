@@ -7,6 +7,7 @@ This module imports no more than ``os`` at load time: the replay of a cached
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zlib
@@ -84,6 +85,15 @@ def file_identity(path: str | os.PathLike[str]) -> list[str | int]:
     with open(path, "rb") as f:
         head = f.read(4096)
     return [os.path.realpath(path), st.st_size, st.st_mtime_ns, zlib.crc32(head)]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's content (hex), read a few MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def record_name(key: Any) -> str:

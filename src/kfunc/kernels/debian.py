@@ -16,7 +16,6 @@ into a directory of kfunc's cache; nothing is installed into the host system.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import re
 import tarfile
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from debian.debian_support import Version
 
+from kfunc.cache import file_sha256
 from kfunc.errors import KernelNotFoundError, KfuncError
 from kfunc.kernel_api.version import KernelVersion
 from kfunc.kernels import deb
@@ -192,19 +192,11 @@ def _locked(paths: list[Path]) -> Iterator[None]:
         yield
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _mismatch(path: Path, package: Package) -> str | None:
     """Why ``path`` is not ``package`` (None: it is)."""
     if package.size is not None and path.stat().st_size != package.size:
         return f"{path.stat().st_size} bytes, apt says {package.size}"
-    if package.sha256 is not None and _sha256(path) != package.sha256:
+    if package.sha256 is not None and file_sha256(path) != package.sha256:
         return "its SHA-256 differs from apt's record"
     try:
         fields = deb.control_fields(path)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfunc.cache import cache_dir, file_identity, read_json, write_json
+from kfunc.cache import cache_dir, file_identity, file_sha256, read_json, write_json
 from kfunc.errors import KfuncError, LostVMError, MissingToolError
 from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
@@ -176,14 +176,6 @@ def _prune(directory: Path, release: str) -> None:
     for cpio in directory.glob("root-*.cpio"):
         if cpio.name not in used:
             cpio.unlink(missing_ok=True)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _Qmp:
@@ -409,7 +401,7 @@ class SnapshotSession(PortClient):
             finally:
                 qmp.close()
                 client.close_socket()
-            snap = SnapshotFile(path, self.kernel.release, key, _sha256(partial),
+            snap = SnapshotFile(path, self.kernel.release, key, file_sha256(partial),
                                 partial.stat().st_size, round(seconds, 2), time.time())  # fmt: skip
             os.replace(partial, path)
             record = snap.to_dict()
@@ -452,7 +444,7 @@ class SnapshotSession(PortClient):
                 # wait on the page cache); nothing is sent to the guest before
                 # it is known good.
                 digest: list[str] = []
-                check = threading.Thread(target=lambda p, d: d.append(_sha256(p)),
+                check = threading.Thread(target=lambda p, d: d.append(file_sha256(p)),
                                          args=(snap.path, digest), daemon=True)  # fmt: skip
                 check.start()
                 self.machine = _Machine(self.kernel, initrd, accel)
