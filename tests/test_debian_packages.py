@@ -213,9 +213,8 @@ def test_unpack_and_fields_agree_with_dpkg_deb(
         assert fields[name] == _dpkg_field(path, name)
 
 
-@pytest.mark.parametrize("compression", ["xz", "gzip", "zstd", "none"])
-def test_every_compression_dpkg_deb_builds_is_read(compression: str, tmp_path: Path) -> None:
-    """A package built by ``dpkg-deb --build`` with each compressor it offers."""
+def _probe_deb(tmp_path: Path, compression: str = "xz") -> Path:
+    """A package built by ``dpkg-deb --build``: a file and an absolute symlink."""
     src = tmp_path / "src"
     (src / "DEBIAN").mkdir(parents=True)
     (src / "DEBIAN/control").write_text(
@@ -231,6 +230,13 @@ def test_every_compression_dpkg_deb_builds_is_read(compression: str, tmp_path: P
         check=True,
         capture_output=True,
     )
+    return path
+
+
+@pytest.mark.parametrize("compression", ["xz", "gzip", "zstd", "none"])
+def test_every_compression_dpkg_deb_builds_is_read(compression: str, tmp_path: Path) -> None:
+    """A package built by ``dpkg-deb --build`` with each compressor it offers."""
+    path = _probe_deb(tmp_path, compression)
     assert deb.control_fields(path)["Version"] == "1:2.3-4~bpo1"
     ours, ref = tmp_path / "ours", tmp_path / "ref"
     deb.unpack(path, ours)
@@ -270,18 +276,7 @@ def test_unpack_on_debians_own_python_without_tar_filters(tmp_path: Path) -> Non
     probe = subprocess.run([str(python), "-c", has_filters],
                            capture_output=True, text=True, check=False)  # fmt: skip
     require(probe.stdout.strip() == "False", "a python without tarfile filters (Debian 12's)")
-    package = tmp_path / "pkg"
-    (package / "DEBIAN").mkdir(parents=True)
-    (package / "DEBIAN" / "control").write_text(
-        "Package: kfunc-probe\nVersion: 1.0\nArchitecture: all\nMaintainer: k <k@k>\n"
-        "Description: d\n"
-    )
-    (package / "usr/share/kf").mkdir(parents=True)
-    (package / "usr/share/kf/a.txt").write_text("a\n")
-    (package / "usr/share/kf/abs").symlink_to("/usr/src/elsewhere")
-    built = tmp_path / "p.deb"
-    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(package), str(built)],
-                   check=True, capture_output=True)  # fmt: skip
+    built = _probe_deb(tmp_path)
     src = str(Path(deb.__file__).parents[2])
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     run = subprocess.run([str(python), "-c", _OLD_PYTHON, src, str(built), str(mine)],
