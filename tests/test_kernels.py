@@ -107,3 +107,14 @@ def test_gzip_payload_roundtrip(tmp_path: Path) -> None:
     path = tmp_path / "vmlinuz"
     path.write_bytes(_bzimage(gzip.compress(elf) + struct.pack("<I", len(elf))))
     assert extract_vmlinux(path, tmp_path / "vmlinux").read_bytes() == elf
+
+
+def test_release_of_refuses_a_name_that_is_no_kernel() -> None:
+    """`kfunc kernels --release` (the CI workflow's cache key) never echoes a typo
+    back as if it were a release; a release or a local kernel is its own answer."""
+    from kfunc.kernels.catalog import release_of
+
+    with pytest.raises(KernelNotFoundError, match="neither a series nor a Debian release"):
+        release_of("banana")
+    assert release_of("6.12.117+deb12-amd64") == "6.12.117+deb12-amd64"
+    assert release_of("host") == "host"

@@ -5,6 +5,7 @@ its size on disk."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -103,7 +104,12 @@ def release_of(name: str, progress: Progress | None = None) -> str:
     cache key names the release its job will test."""
     name = name.removeprefix("linux-image-")
     if name not in SERIES:
-        return name
+        if is_local_spec(name) or re.fullmatch(r"\d+\.\d+\S*-amd64", name):
+            return name
+        raise KernelNotFoundError(
+            f"kernel '{name}': neither a series nor a Debian release",
+            f"name a series ({', '.join(SERIES)}) or a release such as 6.12.117+deb12-amd64",
+        )
     found = find_release(SERIES[name], None, progress or Progress())
     if found is None:
         raise KernelNotFoundError(
