@@ -89,9 +89,10 @@ TEST_TAG = f"KFUNC_TEST_TAG={uuid.uuid4().hex}"
 os.environ["KFUNC_TEST_TAG"] = TEST_TAG.split("=", 1)[1]
 
 
-def qemu_processes() -> set[int]:
-    """Pids of running qemu processes started by this test run."""
-    out = subprocess.run(["pgrep", "qemu-system"], capture_output=True, text=True)
+def tagged_processes(pattern: str) -> set[int]:
+    """Pids of running processes matching ``pattern`` (``pgrep -f``) started by this
+    test run: its xdist worker, as every worker imports this module with its own tag."""
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     pids = set()
     for pid in map(int, out.stdout.split()):
         try:
@@ -101,6 +102,27 @@ def qemu_processes() -> set[int]:
         if TEST_TAG.encode() in environ:
             pids.add(pid)
     return pids
+
+
+def qemu_processes() -> set[int]:
+    """Pids of running qemu processes started by this test run."""
+    return tagged_processes("qemu-system")
+
+
+def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *own: str) -> Path:
+    """A KFUNC_CACHE for this test: the real cache's directories linked in, but
+    ``own`` (e.g. ``vm``, where kept guests are registered) its own, so that
+    what the test starts there is invisible to tests running beside it."""
+    from kfunc.cache import cache_dir
+
+    real = cache_dir()
+    private = tmp_path / "kfunc-cache"
+    private.mkdir()
+    for entry in real.iterdir():
+        if entry.name not in own:
+            (private / entry.name).symlink_to(entry)
+    monkeypatch.setenv("KFUNC_CACHE", str(private))
+    return private
 
 
 def interrupt_kfunc(

@@ -184,14 +184,15 @@ def kernel(
         _require(False, f"kernel {name} not available: {exc.message}")
         raise
     from kfunc.vm.keeper import KeptSession, find_kept
-    from kfunc.vm.snapshot import SnapshotSession, snapshot_supported
+    from kfunc.vm.machine import machine_supported
+    from kfunc.vm.snapshot import SnapshotSession
 
     kept = find_kept(target)
     if kept is not None:  # `kfunc vm start`: no boot
         session: GuestSession | KeptSession | SnapshotSession = KeptSession(kept, target)
     else:
         # restored from the kernel's snapshot (KFUNC_SNAPSHOT=0: a vng boot)
-        if snapshot_supported(target):
+        if machine_supported(target):
             session = SnapshotSession(target)
         else:
             session = GuestSession(target, idle=3600.0)

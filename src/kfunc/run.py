@@ -28,11 +28,11 @@ from kfunc.progress import Progress
 from kfunc.project import Project, TestRun, bpf_sections, unpicked_bpf_sources
 from kfunc.vm import protocol as proto
 from kfunc.vm.bundle import agent_argv
+from kfunc.vm.client import AgentClient
 from kfunc.vm.guest import ConsoleLine, Guest
 from kfunc.vm.keeper import find_kept
+from kfunc.vm.machine import BootedSession, machine_supported
 from kfunc.vm.protocol import EVENT_PREFIX, Event, Op, encode_request, encode_steps
-from kfunc.vm.session import AgentClient
-from kfunc.vm.snapshot import snapshot_supported
 
 __all__ = [
     "KernelOutcome",
@@ -233,20 +233,26 @@ def run_projects(
         options = program_config(bpf_sections(project.bpf_sources))
         require_config(kernel, options, f"{project.name}'s programs")
     kept = find_kept(kernel) if use_kept and session is None and not on_host else None
-    # A fresh guest is restored from the kernel's snapshot, unless asked to
-    # boot (--boot) or a trigger may run a host tool the snapshot's root lacks.
-    restore = (
-        use_kept
-        and not on_host
+    # A fresh guest runs on kfunc's machine (vm.machine): restored from the
+    # kernel's snapshot, or booted (--boot). virtme-ng boots it where the
+    # machine cannot run the kernel, or a trigger may run a host tool the
+    # machine's root (busybox) lacks.
+    on_machine = (
+        not on_host
         and session is None
         and kept is None
-        and snapshot_supported(kernel)
+        and machine_supported(kernel)
         and not any(_runs_host_tools(p) for p in projects)
     )
+    restore = on_machine and use_kept
     with contextlib.ExitStack() as stack:
         # A fresh guest that boots does so while the projects build.
-        fresh = None
-        if not on_host and session is None and kept is None and not restore:
+        fresh = booting = None
+        if on_machine and not use_kept:
+            booting = BootedSession(kernel)
+            stack.callback(booting.close)
+            booting.launch()
+        elif not on_host and session is None and kept is None and not restore:
             fresh = stack.enter_context(_BootingGuest(kernel, progress))
         prepared = []
         for project in projects:
@@ -273,6 +279,9 @@ def run_projects(
         elif restore:
             events = _run_in_restored_guest(kernel, prepared, report, progress, timeout,
                                             trace_timeout)  # fmt: skip
+        elif booting is not None:
+            events = _run_in_booted_guest(booting, prepared, report, progress, timeout,
+                                          trace_timeout)  # fmt: skip
         else:
             assert fresh is not None
             events = _run_in_new_guest(fresh, prepared, report, progress, timeout,
@@ -365,6 +374,39 @@ def _run_in_restored_guest(
     report.accel = f"{session.accel}, restored" if session.restored else session.accel
     report.seconds["restore"] = round(session.timings.get("first_answer", 0.0), 2)
     report.seconds["guest"] = round(time.monotonic() - t1, 2)
+    return events
+
+
+def _run_in_booted_guest(
+    guest: BootedSession, prepared: list[ProjectBuild], report: RunReport, progress: Progress,
+    timeout: float, trace_timeout: float,
+) -> list[Event]:  # fmt: skip
+    """Wait for the guest launched before the build to answer, carry out the plan,
+    end it."""
+    release = guest.kernel.release
+    built = time.monotonic()
+    with progress.step(f"guest {release}: boot") as step:
+        guest.start()
+        step.summary = f"guest {release} ({guest.accel}): booted"
+    assert guest.machine is not None
+    launched = guest.machine.start
+    events = _run_in_session(guest, f"guest {release}", prepared, report, progress, timeout,
+                             trace_timeout)  # fmt: skip
+    stopping = time.monotonic()
+    guest.close()
+    done = time.monotonic()
+    report.accel = guest.accel
+    # Where the guest's time went, as for a virtme-ng boot: the boot to the
+    # agent's first answer, the wait for the host's build when the boot was
+    # the faster, the steps, and power-off.
+    booted = guest.timings["first_answer"]
+    report.seconds["boot"] = round(booted, 2)
+    for phase in ("kernel", "python", "agent"):  # the boot, as the guest saw it
+        if phase in guest.timings:
+            report.seconds[f"boot_{phase}"] = round(guest.timings[phase], 2)
+    report.seconds["wait_build"] = round(max(0.0, built - launched - booted), 2)
+    report.seconds["poweroff"] = round(done - stopping, 2)
+    report.seconds["guest"] = round(done - launched, 2)
     return events
 
 

@@ -76,8 +76,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--boot",
         action="store_true",
-        help="boot a fresh guest (virtme-ng) even where a kept one is up or a "
-        "snapshot would restore one",
+        help="boot a fresh guest even where a kept one is up or a snapshot would "
+        "restore one (kfunc's machine; virtme-ng where it cannot run the kernel, or "
+        "with KFUNC_SNAPSHOT=0)",
     )
     p.set_defaults(func=_run)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from kfunc.cache import cache_dir
 from kfunc.errors import GuestError, LostVMError
 from kfunc.kernels.target import Kernel, get_kernel
+from kfunc.vm.machine import machine_supported
 from kfunc.vm.session import GuestSession, SessionClient
-from kfunc.vm.snapshot import snapshot_supported
 
 __all__ = ["KeptGuest", "KeptSession", "find_kept", "kept_guests", "start_kept", "stop_kept"]
 
@@ -160,7 +160,7 @@ def _keep(spec: str, lifetime: float) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     console = cache_dir("vm") / f"{release}.console"
-    if snapshot_supported(kernel):
+    if machine_supported(kernel):
         return _keep_restored(kernel, lifetime, console, lambda: stop)
     with (
         console.open("a") as log,

@@ -5,17 +5,20 @@ message is a frame: 4 bytes of length (big-endian), then that many bytes. A
 request is one JSON frame, answered by one JSON frame:
 
 - ``{"ping": true}``: the agent is up; ``{"ok": true, "release": ...}``;
+- ``{"preload": true}``: import :data:`AGENT_IMPORTS` now (before a snapshot
+  is saved; a guest that boots for one run imports only what its steps use);
 - ``{"clock": NS, "seed": HEX}``: set the guest's CLOCK_REALTIME (a restored
   guest wakes with the time of its snapshot) and mix the host's random bytes
   into the kernel's pool and Python's ``random`` (it wakes with the same
-  random state every time);
+  random state every time); the answer's ``uptime`` says when, after the
+  kernel started, python started and the agent was imported;
 - ``{"put": PATH, "mode": M}``, followed by a frame of the file's bytes:
   write it at PATH in the guest (the run's modules and BPF objects travel so,
   at their host paths, so that steps name them as they are on the host);
 - ``{"steps": [...]}`` or ``{"stop": true}``: as in a served session
   (:func:`kfunc.vm.protocol.encode_request`); the answer is ``{"events": [...]}``.
 
-The host side is :class:`PortClient`, a :class:`kfunc.vm.session.AgentClient`
+The host side is :class:`PortClient`, a :class:`kfunc.vm.client.AgentClient`
 as the shared-directory :class:`~kfunc.vm.session.SessionClient` is; the
 guest side is :func:`serve_port`.
 """
@@ -23,6 +26,7 @@ guest side is :func:`serve_port`.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import random
@@ -34,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from kfunc.errors import GuestError
-from kfunc.vm.protocol import Event
-from kfunc.vm.session import AgentClient
+from kfunc.vm.client import AgentClient
+from kfunc.vm.protocol import EVENT_PREFIX, Event
 
 __all__ = ["AGENT_IMPORTS", "PortClient", "serve_port"]
 
@@ -43,8 +47,8 @@ PORT_NAME = "kfunc"
 _LEN = struct.Struct(">I")
 _RNDRESEEDCRNG = 0x5207  # _IO('R', 0x07), include/uapi/linux/random.h (v4.17)
 # What the agent imports lazily in its steps: imported before a snapshot is
-# taken (so that no restored guest pays for them), and packed in the archive
-# (kfunc.vm.initramfs).
+# taken (the ``preload`` request: no restored guest pays for them), and packed
+# in the archive (kfunc.vm.initramfs).
 AGENT_IMPORTS = (
     "kfunc.vm.agent",
     "kfunc.vm.port",
@@ -107,16 +111,32 @@ class _GuestPort:
             view = view[os.write(self.fd, view) :]
 
 
+def _emit(events: list[Event], event: Event) -> None:
+    """Keep ``event`` for the answer, and say on the console that its step ended:
+    a host that gives up on a step that hangs can tell which one it was."""
+    events.append(event)
+    print(EVENT_PREFIX + json.dumps({"step": event["step"], "ok": event.get("ok")}), flush=True)
+
+
+def _uptimes(serving: float) -> dict[str, float]:
+    """Where a fresh boot's time went, in seconds since the kernel started (the
+    guest's CLOCK_MONOTONIC): python's process started (``/proc/self/stat``'s
+    starttime), the agent imported, now. A restored guest answers with its
+    snapshot's."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of proc(5)
+    return {"python": started, "agent": serving, "now": time.monotonic()}
+
+
 def serve_port() -> int:
     """Serve requests on the ``kfunc`` port until asked to stop (the guest's /init)."""
     import importlib
 
+    serving = time.monotonic()  # the agent imported
     from kfunc.vm.agent.runner import cleanup, run_steps
     from kfunc.vm.agent.state import KernelLog, State
     from kfunc.vm.protocol import DONE, decode_request
 
-    for name in AGENT_IMPORTS:  # before the snapshot: no restored guest imports
-        importlib.import_module(name)
     port = _GuestPort(_find_port())
     state = State(Path("/tmp"))
     kmsg = KernelLog()
@@ -125,7 +145,11 @@ def serve_port() -> int:
         reply: dict[str, Any] = {"ok": True}
         if "ping" in request:
             reply["release"] = os.uname().release
+        elif "preload" in request:
+            for name in AGENT_IMPORTS:
+                importlib.import_module(name)
         elif "clock" in request:
+            reply["uptime"] = _uptimes(serving)
             time.clock_settime_ns(time.CLOCK_REALTIME, int(request["clock"]))
             # Every restore starts with the same random state: mix in the host's.
             seed = bytes.fromhex(request.get("seed", ""))
@@ -147,7 +171,7 @@ def serve_port() -> int:
             return 0
         else:
             events: list[Event] = []
-            ok = run_steps(steps, state, kmsg, events.append)
+            ok = run_steps(steps, state, kmsg, functools.partial(_emit, events))
             events.append({"step": DONE, "ok": ok})
             reply = {"events": events}
         port.send(json.dumps(reply).encode())

@@ -37,7 +37,7 @@ from kfunc.kbuild import ModuleBuild
 from kfunc.libbpf.object import RunResult, load_error
 from kfunc.libbpf.ringbuf import EventType, event_decoder
 from kfunc.vm import protocol as proto
-from kfunc.vm.session import AgentClient
+from kfunc.vm.client import AgentClient
 
 __all__ = [
     "GuestModule",

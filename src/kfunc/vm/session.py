@@ -20,48 +20,18 @@ import os
 import shutil
 import tempfile
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kfunc.errors import GuestError, LostVMError
 from kfunc.kernels.target import Kernel
 from kfunc.vm.bundle import agent_argv
+from kfunc.vm.client import AgentClient
 from kfunc.vm.guest import ConsoleLine, Guest, GuestProcess
-from kfunc.vm.protocol import DONE, READY, Event, Op, encode_request
+from kfunc.vm.protocol import READY, Event
 
-__all__ = ["AgentClient", "GuestSession", "SessionClient"]
-
-
-class AgentClient(ABC):
-    """The host's side of a serving agent, whatever carries the requests.
-
-    A transport implements :meth:`call` (one request there, its events back)
-    and :meth:`stage` (a host file where the guest can open it).
-    """
-
-    #: the host's scratch directory of this guest (a run's files are made there)
-    directory: Path
-
-    @abstractmethod
-    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[Event]:
-        """Send ``request`` (:func:`~kfunc.vm.protocol.encode_request`); return its events."""
-
-    @abstractmethod
-    def stage(self, path: str | os.PathLike[str]) -> str:
-        """Copy a host file where the guest can read it; the guest's path."""
-
-    def run_steps(
-        self, steps: Sequence[Op | dict[str, Any]], timeout: float = 120.0
-    ) -> list[Event]:
-        """Carry out ``steps`` in the guest; the events, without the closing ``done``."""
-        events = self.call(encode_request(steps), timeout)
-        return [e for e in events if e["step"] != DONE]
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the agent to unload what it holds and stop serving."""
-        self.call(encode_request(None), timeout)
+__all__ = ["GuestSession", "SessionClient"]
 
 
 class SessionClient(AgentClient):

@@ -1,8 +1,8 @@
 """Guests restored from a snapshot: a kernel boots once, every later guest resumes.
 
-The first time a kernel is used, it boots in qemu with the initramfs of
-:mod:`kfunc.vm.initramfs` as its root, until its agent answers on the
-virtio-serial port (:mod:`kfunc.vm.port`); then qemu saves the whole machine
+The first time a kernel is used, its :class:`~kfunc.vm.machine.Machine`
+boots until its agent answers on the virtio-serial port (:mod:`kfunc.vm.port`)
+and has imported what the steps import lazily; then qemu saves the whole machine
 to a file (QMP ``migrate`` to ``exec:cat > FILE``). Every later guest of that
 kernel is a qemu started with ``-incoming 'exec:cat FILE'``: it resumes where
 the agent waits for its first request, with no boot.
@@ -16,25 +16,18 @@ the agent waits for its first request, with no boot.
 - A snapshot whose SHA-256 differs from the one recorded when it was saved, or
   that qemu fails to load, or whose guest does not answer in time, is removed
   and made again, never trusted.
-
-qemu runs in a process group of its own, killed on every exit path with its
-temporary directory (sockets, console log).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import json
 import os
 import shlex
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,49 +36,23 @@ from pathlib import Path
 from typing import Any
 
 from kfunc.cache import cache_dir, file_identity, file_sha256, read_json, write_json
-from kfunc.errors import KfuncError, LostVMError, MissingToolError
+from kfunc.errors import KfuncError, LostVMError
 from kfunc.kernels.target import Kernel
-from kfunc.procgroup import stop_group
 from kfunc.vm.accel import probe_accel
-from kfunc.vm.guest import ConsoleLine, panic_error, shows_panic
 from kfunc.vm.initramfs import build_initramfs, inputs_key
+from kfunc.vm.machine import Machine, MachineSession, boot_image
 from kfunc.vm.port import PortClient
-from kfunc.vm.protocol import Event
 
 __all__ = [
     "SnapshotFile",
     "SnapshotSession",
     "list_snapshots",
     "remove_snapshots",
-    "snapshot_supported",
 ]
 
-MEMORY = "512M"  # a small guest keeps the file small (and free pages are zeroed)
-_CMDLINE = "console=ttyS0 panic=-1 init_on_free=1 rdinit=/init"
 _BOOT_TIMEOUT = 300.0  # the one boot, to the agent's first answer (TCG, loaded host)
 _SAVE_TIMEOUT = 120.0
 _RESTORE_TIMEOUT = 30.0  # restore to the first answer: beyond it, the file is damaged
-
-
-# What the guest needs built in, with no module loaded: the initramfs root,
-# /dev, and the virtio-serial port of the agent. Debian's 6.12 and 7.x build
-# them in; 6.1 builds virtio_console and virtio_pci as modules.
-_BUILT_IN = ("CONFIG_BLK_DEV_INITRD", "CONFIG_DEVTMPFS", "CONFIG_VIRTIO_PCI",
-             "CONFIG_VIRTIO_CONSOLE")  # fmt: skip
-
-
-def snapshot_supported(kernel: Kernel) -> bool:
-    """Whether ``kernel`` can run as a restored guest here (else a vng boot):
-    an image file whose config has :data:`_BUILT_IN` built in, and qemu."""
-    if os.environ.get("KFUNC_SNAPSHOT", "1") == "0":
-        return False
-    if not kernel.vmlinuz.is_file() or shutil.which("qemu-system-x86_64") is None:
-        return False
-    try:
-        config = set(kernel.config.read_text(errors="replace").splitlines())
-    except OSError:
-        return False
-    return all(f"{option}=y" in config for option in _BUILT_IN)
 
 
 def _directory() -> Path:
@@ -210,90 +177,6 @@ class _Qmp:
         self.sock.close()
 
 
-class _Machine:
-    """One qemu of a kernel and the initramfs: booted, or restored from a file."""
-
-    def __init__(self, kernel: Kernel, initrd: Path, accel: str) -> None:
-        if shutil.which("qemu-system-x86_64") is None:
-            raise MissingToolError("qemu-system-x86_64", "qemu-system-x86")
-        self.kernel = kernel
-        self.initrd = initrd
-        self.accel = accel
-        self.tmp = Path(tempfile.mkdtemp(prefix="kfunc-snap-"))
-        self.console = self.tmp / "console.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start = time.monotonic()
-
-    def argv(self) -> list[str]:
-        """qemu's options; the same for the boot that saves and every restore."""
-        cpu = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else ["-accel", "tcg"]
-        return [
-            "qemu-system-x86_64", *cpu, "-m", MEMORY, "-smp", "1",
-            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
-            "-append", _CMDLINE,
-            "-serial", f"file:{self.console}",
-            "-device", "virtio-serial-pci,id=vs",
-            "-chardev", f"socket,id=c0,path={self.tmp / 'port'},server=on,wait=off",
-            "-device", "virtserialport,bus=vs.0,chardev=c0,name=kfunc",
-            "-qmp", f"unix:{self.tmp / 'qmp'},server=on,wait=off",
-        ]  # fmt: skip
-
-    @staticmethod
-    def options_key(kernel: Kernel, initrd: Path, accel: str) -> str:
-        probe = _Machine.__new__(_Machine)
-        probe.kernel, probe.initrd, probe.accel = kernel, initrd, accel
-        probe.tmp = probe.console = Path("/")
-        return " ".join(probe.argv())
-
-    def launch(self, incoming: Path | None = None) -> None:
-        argv = self.argv()
-        if incoming is not None:
-            argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
-        self.start = time.monotonic()
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=_die_with_parent,
-        )  # fmt: skip
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def console_lines(self) -> list[ConsoleLine]:
-        try:
-            text = self.console.read_text(errors="replace")
-        except OSError:
-            return []
-        return [ConsoleLine(line.rstrip("\r")) for line in text.splitlines()]
-
-    def kernel_log(self, last: int = 30) -> list[str]:
-        lines = [line.message for line in self.console_lines() if line.is_kernel]
-        return lines[-last:]
-
-    def stderr(self) -> str:
-        if self.proc is None or self.proc.stderr is None or self.alive:
-            return ""
-        return self.proc.stderr.read().decode(errors="replace").strip()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc, signal.SIGKILL, 0.0, sweep=True)
-            if self.proc.stderr is not None:
-                self.proc.stderr.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-_PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:
-    """In qemu's child before exec: SIGKILL when kfunc dies, even by SIGKILL (qemu
-    has a session of its own, and the restored guest no idle timeout)."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 @contextlib.contextmanager
 def _lock(path: Path, timeout: float) -> Iterator[None]:
     """The snapshot directory's lock: one process makes a snapshot, the others wait
@@ -318,31 +201,14 @@ def _lock(path: Path, timeout: float) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-class SnapshotSession(PortClient):
-    """A fresh guest of ``kernel``, restored from its snapshot (made first if need be).
+class SnapshotSession(MachineSession):
+    """A fresh guest of ``kernel``, restored from its snapshot (made first if need be)."""
 
-    Used as :class:`kfunc.vm.session.GuestSession` is: a context manager, with
-    ``call``/``run_steps``, ``kernel_log`` and ``close``.
-    """
-
-    def __init__(
-        self,
-        kernel: Kernel,
-        *,
-        boot_timeout: float = _BOOT_TIMEOUT,
-    ) -> None:
-        self.kernel = kernel
+    def __init__(self, kernel: Kernel, *, boot_timeout: float = _BOOT_TIMEOUT) -> None:
+        super().__init__(kernel)
         self.boot_timeout = boot_timeout
-        self.machine: _Machine | None = None
         self.snapshot: SnapshotFile | None = None
         self.restored = False  # False: this session had to boot and save first
-        self.accel = "tcg"
-        self.timings: dict[str, float] = {}
-        super().__init__(Path("/nonexistent"), Path(tempfile.mkdtemp(prefix="kfunc-session-")))
-
-    @property
-    def alive(self) -> bool:
-        return self.machine is not None and self.machine.alive
 
     # -- the snapshot file ----------------------------------------------------
 
@@ -352,9 +218,9 @@ class SnapshotSession(PortClient):
         accel = probe_accel(self.kernel.vmlinuz)
         initrd = directory / f"root-{inputs_key()[:16]}.cpio"
         key = hashlib.sha256(
-            json.dumps([file_identity(self.kernel.vmlinuz), initrd.name,
+            json.dumps([file_identity(boot_image(self.kernel)), initrd.name,
                         file_identity(shutil.which("qemu-system-x86_64") or "qemu"),
-                        _Machine.options_key(self.kernel, initrd, accel)]).encode()
+                        Machine.options_key(self.kernel, initrd, accel)]).encode()
         ).hexdigest()  # fmt: skip
         name = f"{self.kernel.release}-{key[:16]}"
         self.timings["key"] = time.monotonic() - t0
@@ -372,13 +238,15 @@ class SnapshotSession(PortClient):
         self, directory: Path, name: str, key: str, initrd: Path, accel: str
     ) -> SnapshotFile:
         """Boot to the agent's first answer and save the machine to a new file."""
-        machine = _Machine(self.kernel, initrd, accel)
+        machine = Machine(self.kernel, initrd, accel)
         path = directory / f"{name}.vmstate"
         partial = directory / f".{name}.{os.getpid()}.partial"
         try:
             machine.launch()
             client = PortClient(machine.tmp / "port", self.directory, lambda: machine.alive)
             self._first_answer(machine, client, self.boot_timeout, "boot")
+            # What the steps import lazily, imported now: no restored guest pays.
+            client.request({"preload": True}, self.boot_timeout)
             seconds = time.monotonic() - machine.start
             self.timings["boot"] = seconds
             # Saved running (not stopped first): qemu resumes a guest whose
@@ -414,23 +282,6 @@ class SnapshotSession(PortClient):
             machine.stop()
             partial.unlink(missing_ok=True)
 
-    def _first_answer(
-        self, machine: _Machine, client: PortClient, timeout: float, what: str
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        try:
-            client.connect(timeout)
-            wake = {"clock": time.time_ns(), "seed": os.urandom(32).hex()}
-            return client.request(wake, max(1.0, deadline - time.monotonic()))
-        except (OSError, LostVMError) as exc:
-            why = machine.stderr() or str(exc)
-            raise LostVMError(
-                f"guest {self.kernel.release}: no answer after {what}: {why}"[:400],
-                [line.text for line in machine.console_lines()[-20:]],
-                "the console above shows how far it got; KFUNC_SNAPSHOT=0 boots with "
-                "virtme-ng instead",
-            ) from None
-
     # -- the session ------------------------------------------------------------
 
     def start(self) -> SnapshotSession:
@@ -447,19 +298,19 @@ class SnapshotSession(PortClient):
                 check = threading.Thread(target=lambda p, d: d.append(file_sha256(p)),
                                          args=(snap.path, digest), daemon=True)  # fmt: skip
                 check.start()
-                self.machine = _Machine(self.kernel, initrd, accel)
-                self.machine.launch(incoming=snap.path)
-                self.socket_path = self.machine.tmp / "port"
-                self._alive = lambda: self.alive
+                machine = Machine(self.kernel, initrd, accel)
+                self._attach(machine)
+                machine.launch(incoming=snap.path)
                 check.join()
                 try:
                     if digest != [snap.sha256]:
                         raise LostVMError(f"snapshot {snap.path.name}: checksum differs")
-                    self._first_answer(self.machine, self, _RESTORE_TIMEOUT, "restore")
+                    self._first_answer(machine, self, _RESTORE_TIMEOUT, "restore")
                 except LostVMError:
                     if attempt == 2:
                         raise
-                    self.machine.stop()
+                    machine.stop()
+                    self.machine = None
                     snap.remove()  # damaged, or qemu could not load it: made again
                     continue
                 self.snapshot = snap
@@ -469,43 +320,3 @@ class SnapshotSession(PortClient):
         except BaseException:
             self.close()
             raise
-
-    def kernel_log(self, last: int = 30) -> list[str]:
-        """The guest console's last kernel lines (for a failing test's report)."""
-        return self.machine.kernel_log(last) if self.machine else []
-
-    def call(self, request: dict[str, Any], timeout: float = 120.0) -> list[Event]:
-        """As :meth:`PortClient.call`; a lost guest's error says whether it panicked
-        (:func:`~kfunc.vm.guest.panic_error`) and carries its console's last kernel lines."""
-        try:
-            return super().call(request, timeout)
-        except LostVMError as exc:
-            log = self.kernel_log(200)
-            if any(shows_panic(line) for line in log):
-                raise panic_error(self.kernel.release, log) from None
-            raise LostVMError(
-                f"guest {self.kernel.release}: {exc.message.removeprefix('guest: ')}",
-                log[-20:],
-                exc.fix,
-            ) from None
-
-    def console_lines(self) -> list[ConsoleLine]:
-        """The guest's console since the restore."""
-        return self.machine.console_lines() if self.machine else []
-
-    def close(self) -> None:
-        """Unload what is loaded, end qemu, remove everything of the session."""
-        if self.machine is not None:
-            if self.machine.alive and self._sock is not None:
-                with contextlib.suppress(LostVMError, OSError):
-                    self.call({"stop": True}, timeout=30)
-            self.close_socket()
-            self.machine.stop()
-            self.machine = None
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> SnapshotSession:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
