@@ -14,9 +14,10 @@ deps:
 demo: deps
 	kfunc run examples/hello --kernel $(KERNEL)
 
-## The whole suite: lint, unit, host BPF, and VM tests.
+## The whole suite: lint, unit, host BPF, and VM tests, one worker per core
+## (pytest-xdist; a file's tests stay on one worker, with its fixtures).
 test: deps lint
-	pytest
+	pytest -n auto --dist loadfile
 
 ## A kernel tree built from Debian's linux-source-6.12 (tinyconfig + what kfunc
 ## needs) into kfunc's cache, once, then the tests that use it (`make test`

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, qemu_processes
+from conftest import EXAMPLES, private_cache, qemu_processes
 
 from kfunc.kernels.target import Kernel
 from kfunc.project import Project
@@ -16,7 +16,12 @@ from kfunc.vm.keeper import find_kept, start_kept, stop_kept
 pytestmark = pytest.mark.vm
 
 
-def test_runs_use_the_kept_guest(kernel_612: Kernel, tmp_path: Path) -> None:
+def test_runs_use_the_kept_guest(
+    kernel_612: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kept guests are registered in the cache's vm/: this one in a vm/ of its
+    # own, or the runs of tests beside it (pytest -n) would reach it too.
+    private_cache(monkeypatch, tmp_path, "vm")
     before = qemu_processes()
     kept = start_kept(kernel_612, lifetime=300)
     try:

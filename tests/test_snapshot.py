@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT, qemu_processes
+from conftest import EXAMPLES, ROOT, private_cache, qemu_processes
 
 from kfunc.build import build_project
 from kfunc.cache import file_sha256
@@ -18,8 +18,9 @@ from kfunc.errors import GuestPanicError, LostVMError
 from kfunc.kernels.target import Kernel
 from kfunc.project import Project
 from kfunc.run import run_projects
+from kfunc.vm.machine import Machine
 from kfunc.vm.port import PortClient
-from kfunc.vm.snapshot import SnapshotSession, _Machine, list_snapshots
+from kfunc.vm.snapshot import SnapshotSession, list_snapshots
 
 
 def _shell(session: SnapshotSession, command: str) -> str:
@@ -29,8 +30,13 @@ def _shell(session: SnapshotSession, command: str) -> str:
 
 
 @pytest.mark.vm
-def test_restored_guests_start_pristine(kernel_612: Kernel, tmp_path: Path) -> None:
+def test_restored_guests_start_pristine(
+    kernel_612: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     built = build_project(Project.load(EXAMPLES / "refobj"), kernel_612)
+    # Snapshots of its own: it damages one, which the guests of tests running
+    # beside it (pytest -n) would otherwise restore from.
+    private_cache(monkeypatch, tmp_path, "snapshots")
     assert built.module is not None
     before = qemu_processes()
     with SnapshotSession(kernel_612) as first:
@@ -76,7 +82,7 @@ def test_restored_guests_start_pristine(kernel_612: Kernel, tmp_path: Path) -> N
         out.write(src.read(snap.size // 2))
     assert file_sha256(broken) != snap.sha256
     initrd = next(snap.path.parent.glob("root-*.cpio"))
-    machine = _Machine(kernel_612, initrd, "tcg")
+    machine = Machine(kernel_612, initrd, "tcg")
     try:
         machine.launch(incoming=broken)
         client = PortClient(machine.tmp / "port", tmp_path, lambda: machine.alive)
