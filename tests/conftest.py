@@ -195,3 +195,24 @@ def tutorial_repo(dest: Path) -> Path:
     shutil.copy(EXAMPLES / "hello" / "hello.bpf.c", dest / "hello.bpf.c")
     (dest / "Makefile").write_text(LIBBPF_BOOTSTRAP_MAKEFILE)
     return dest
+
+
+# The files whose tests take longest (warm, one worker: seconds), first: with
+# `pytest -n --dist loadfile` a worker takes a whole file, in collection
+# order, and the CI workflow's job (alphabetically last) would otherwise
+# start when the other worker has nothing left to do.
+_HEAVIEST_FIRST = (
+    "test_workflow.py",  # 135
+    "test_faults.py",  # 125
+    "test_matrix.py",  # 104
+    "test_verifier_vm.py",  # 90
+    "test_verifier_selftests_vm.py",  # 88
+    "test_upstream_selftests.py",  # 88
+    "test_bad_input.py",  # 77
+    "test_survey_real.py",  # 44
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
