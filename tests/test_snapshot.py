@@ -164,3 +164,34 @@ def test_guest_init_mounts_nothing_over_the_archive() -> None:
     assert kfunc_files
     for point in mounts:
         assert not any(f.startswith(point + "/") for f in files), point
+
+
+def test_boot_modules_of_61_come_from_its_modules_dep(kernel_61: Kernel) -> None:
+    """Debian's 6.1 builds the agent's port as modules: the guest inserts them,
+    each after what it needs, as modules.dep (depmod's) orders them."""
+    from kfunc.vm.machine import boot_modules
+
+    modules = boot_modules(kernel_61)
+    names = [path.name.split(".ko")[0] for path in modules]
+    dep = (kernel_61.modules_dir / "modules.dep").read_text().splitlines()
+    needs = {line.split(":")[0].rsplit("/", 1)[-1].split(".ko")[0]:
+             [d.rsplit("/", 1)[-1].split(".ko")[0] for d in line.split(":")[1].split()]
+             for line in dep}  # fmt: skip
+    for i, name in enumerate(names):
+        assert set(needs[name]) <= set(names[:i]), (name, needs[name], names[:i])
+    assert {"virtio_pci", "virtio_console", "virtio", "virtio_ring"} <= set(names)
+
+
+@pytest.mark.vm
+def test_61_guests_restore_with_their_port_modules(kernel_61: Kernel) -> None:
+    """6.1's guest loads virtio_pci and virtio_console from /init, then is saved
+    and restored like 6.12's."""
+    before = qemu_processes()
+    with SnapshotSession(kernel_61) as first:
+        assert _shell(first, "uname -r").strip() == kernel_61.release
+        modules = _shell(first, "cat /proc/modules")
+        assert "virtio_console" in modules and "virtio_pci" in modules
+    with SnapshotSession(kernel_61) as second:
+        assert second.restored
+        assert _shell(second, "uname -r").strip() == kernel_61.release
+    assert qemu_processes() <= before

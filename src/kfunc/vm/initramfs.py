@@ -42,7 +42,7 @@ from kfunc.cache import file_identity
 from kfunc.errors import KfuncError, MissingToolError
 from kfunc.vm.port import AGENT_IMPORTS
 
-__all__ = ["build_initramfs", "inputs_key", "python_path"]
+__all__ = ["build_initramfs", "inputs_key", "python_path", "with_modules"]
 
 BUSYBOX = "/bin/busybox"
 _SKIP_DIRS = {"__pycache__", "test", "tests", "idle_test"}
@@ -51,6 +51,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+for m in /kfunc-boot/*.ko; do [ -e "$m" ] && insmod "$m"; done
 export PYTHONPATH={pythonpath} PYTHONDONTWRITEBYTECODE=1 PATH=/usr/bin:/usr/sbin HOME=/tmp
 {python} -S -m kfunc.vm.agent --port
 poweroff -f
@@ -167,8 +168,8 @@ def _files(collected: dict[str, list[str]]) -> set[str]:
 class _Cpio:
     """A newc-format archive, written as it goes (directories before their files)."""
 
-    def __init__(self, out: Path) -> None:
-        self.f = out.open("wb")
+    def __init__(self, out: Path, mode: str = "wb") -> None:
+        self.f = out.open(mode)
         self.ino = 1
         self.dirs: set[str] = {"/"}
 
@@ -284,6 +285,27 @@ def build_initramfs(directory: Path) -> Path:
             collected = _collect()
             imported = set(collected["modules"])
             _write(tmp, _files(collected), scratch, _fallback_modules() - imported)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def with_modules(archive: Path, modules: list[tuple[str, bytes]], out: Path) -> Path:
+    """``archive`` and, after it, a second archive of ``modules`` (name, the
+    ``.ko``'s bytes) in ``/kfunc-boot/``, which ``/init`` inserts in name order
+    before the agent starts: the drivers a kernel builds as modules that the
+    guest needs first (the kernel unpacks concatenated archives one after the
+    other). Made once: ``out`` is kept as it is when it exists."""
+    if out.exists():
+        return out
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    try:
+        shutil.copyfile(archive, tmp)
+        cpio = _Cpio(tmp, "ab")
+        for name, data in modules:
+            cpio.add(f"/kfunc-boot/{name}", data)
+        cpio.close()
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

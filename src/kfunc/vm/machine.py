@@ -33,35 +33,134 @@ from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.vm.accel import probe_accel
 from kfunc.vm.guest import ConsoleLine, panic_error, shows_panic
-from kfunc.vm.initramfs import build_initramfs
+from kfunc.vm.initramfs import build_initramfs, inputs_key, with_modules
 from kfunc.vm.port import PortClient
 from kfunc.vm.protocol import EVENT_PREFIX, Event, decode_op
 
-__all__ = ["BootedSession", "Machine", "MachineSession", "boot_image", "machine_supported"]
+__all__ = [
+    "BootedSession",
+    "Machine",
+    "MachineSession",
+    "boot_image",
+    "boot_modules",
+    "kernel_initramfs",
+    "machine_supported",
+]
 
 MEMORY = "512M"  # a small guest boots faster and, saved, makes a smaller file
 _CMDLINE = "console=ttyS0 panic=-1 init_on_free=1 rdinit=/init"
 
-# What the guest needs built in, with no module loaded: the initramfs root,
-# /dev, and the virtio-serial port of the agent. Debian's 6.12 and 7.x build
-# them in; 6.1 builds virtio_console and virtio_pci as modules.
-_BUILT_IN = ("CONFIG_BLK_DEV_INITRD", "CONFIG_DEVTMPFS", "CONFIG_VIRTIO_PCI",
-             "CONFIG_VIRTIO_CONSOLE")  # fmt: skip
+# What the guest needs before its agent can start: the initramfs root, /dev
+# (built in), and the virtio-serial port of the agent (built in, or modules
+# that /init inserts first). Debian's 6.12 and 7.x build all in; 6.1 builds
+# virtio_pci and virtio_console (and virtio, virtio_ring) as modules.
+_BUILT_IN = ("CONFIG_BLK_DEV_INITRD", "CONFIG_DEVTMPFS")
+_BUILT_IN_OR_MODULE = {"CONFIG_VIRTIO_PCI": "virtio_pci", "CONFIG_VIRTIO_CONSOLE": "virtio_console"}
 
 
 def machine_supported(kernel: Kernel) -> bool:
     """Whether ``kernel`` can run as this machine here (else kfunc boots it with
-    virtme-ng): an image file whose config has :data:`_BUILT_IN` built in, and
-    qemu; ``KFUNC_SNAPSHOT=0`` turns the machine off (virtme-ng for every guest)."""
+    virtme-ng): an image file, qemu, :data:`_BUILT_IN` built in, and each of
+    :data:`_BUILT_IN_OR_MODULE` built in or a module of the kernel's own;
+    ``KFUNC_SNAPSHOT=0`` turns the machine off (virtme-ng for every guest)."""
     if os.environ.get("KFUNC_SNAPSHOT", "1") == "0":
         return False
     if not kernel.vmlinuz.is_file() or shutil.which("qemu-system-x86_64") is None:
         return False
     try:
-        config = set(kernel.config.read_text(errors="replace").splitlines())
-    except OSError:
+        boot_modules(kernel)
+    except KfuncError:
         return False
-    return all(f"{option}=y" in config for option in _BUILT_IN)
+    return True
+
+
+def _config(kernel: Kernel) -> dict[str, str]:
+    try:
+        text = kernel.config.read_text(errors="replace")
+    except OSError as exc:
+        raise KfuncError(f"{kernel.config}: {exc.strerror or exc}") from None
+    return dict(line.split("=", 1) for line in text.splitlines() if line.startswith("CONFIG_"))
+
+
+def boot_modules(kernel: Kernel) -> list[Path]:
+    """The modules the guest inserts before its agent starts, dependencies first:
+    none where the kernel builds the agent's port in. :class:`KfuncError` when
+    the kernel has neither it built in nor the module."""
+    config = _config(kernel)
+    missing = [option for option in _BUILT_IN if config.get(option) != "y"]
+    if missing:
+        raise KfuncError(f"kernel {kernel.release}: {', '.join(missing)} not built in")
+    wanted = [name for option, name in _BUILT_IN_OR_MODULE.items() if config.get(option) != "y"]
+    if not wanted:
+        return []
+    directory = kernel.modules_dir
+    try:
+        lines = (directory / "modules.dep").read_text().splitlines()
+    except OSError:
+        raise KfuncError(
+            f"kernel {kernel.release}: no modules.dep for {', '.join(wanted)}"
+        ) from None
+    deps = {}
+    for line in lines:
+        path, _, needs = line.partition(":")
+        deps[path] = needs.split()
+    by_name = {_module_name(path): path for path in deps}
+    order: list[str] = []
+
+    def visit(path: str) -> None:
+        if path not in order:
+            for dep in deps.get(path, []):
+                visit(dep)
+            order.append(path)
+
+    for name in wanted:
+        if name not in by_name:
+            raise KfuncError(f"kernel {kernel.release}: {name} neither built in nor a module")
+        visit(by_name[name])
+    return [directory / path for path in order]
+
+
+def _module_name(path: str) -> str:
+    base = path.rsplit("/", 1)[-1]
+    return base[: base.index(".ko")].replace("-", "_")
+
+
+def _module_bytes(path: Path) -> bytes:
+    """A module's ELF, decompressed as the kernel's modprobe would (busybox's
+    insmod passes the file as it is)."""
+    data = path.read_bytes()
+    if path.suffix == ".xz":
+        import lzma
+
+        return lzma.decompress(data)
+    if path.suffix == ".zst":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.decompress(data)
+    return data
+
+
+def kernel_initramfs(kernel: Kernel, directory: Path, *, make: bool = True) -> Path:
+    """The guest's root for ``kernel``: the host's archive
+    (:func:`~kfunc.vm.initramfs.build_initramfs`), followed by the kernel's
+    :func:`boot_modules` where it has any. ``make=False``: only where it is
+    (or would be), without making it."""
+    modules = boot_modules(kernel)
+    shared = directory / f"root-{inputs_key()[:16]}.cpio"
+    out = directory / f"{shared.stem}-{kernel.release}.cpio" if modules else shared
+    if not make:
+        return out
+    shared = build_initramfs(directory)
+    if not modules:
+        return shared
+    named = [
+        (f"{i:02d}-{p.name.split('.ko')[0]}.ko", _module_bytes(p)) for i, p in enumerate(modules)
+    ]
+    return with_modules(shared, named, out)
 
 
 _XEN_ELFNOTE_PHYS32_ENTRY = 18  # include/xen/interface/elfnote.h
@@ -304,7 +403,7 @@ class BootedSession(MachineSession):
             return self
         try:
             self.accel = probe_accel(self.kernel.vmlinuz)
-            initrd = build_initramfs(cache_dir("snapshots"))
+            initrd = kernel_initramfs(self.kernel, cache_dir("snapshots"))
             machine = Machine(self.kernel, initrd, self.accel)
             self._attach(machine)
             machine.launch()

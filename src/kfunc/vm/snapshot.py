@@ -39,8 +39,7 @@ from kfunc.cache import cache_dir, file_identity, file_sha256, read_json, write_
 from kfunc.errors import KfuncError, LostVMError
 from kfunc.kernels.target import Kernel
 from kfunc.vm.accel import probe_accel
-from kfunc.vm.initramfs import build_initramfs, inputs_key
-from kfunc.vm.machine import Machine, MachineSession, boot_image
+from kfunc.vm.machine import Machine, MachineSession, boot_image, kernel_initramfs
 from kfunc.vm.port import PortClient
 
 __all__ = [
@@ -216,7 +215,7 @@ class SnapshotSession(MachineSession):
         t0 = time.monotonic()
         directory = _directory()
         accel = probe_accel(self.kernel.vmlinuz)
-        initrd = directory / f"root-{inputs_key()[:16]}.cpio"
+        initrd = kernel_initramfs(self.kernel, directory, make=False)
         key = hashlib.sha256(
             json.dumps([file_identity(boot_image(self.kernel)), initrd.name,
                         file_identity(shutil.which("qemu-system-x86_64") or "qemu"),
@@ -230,7 +229,7 @@ class SnapshotSession(MachineSession):
         with _lock(directory / ".lock", self.boot_timeout + _SAVE_TIMEOUT + 60):
             snap = _read_record(directory / f"{name}.json")
             if snap is None or not snap.path.exists() or not initrd.exists():
-                initrd = build_initramfs(directory)
+                initrd = kernel_initramfs(self.kernel, directory)
                 snap = self._boot_and_save(directory, name, key, initrd, accel)
         return snap, initrd, accel
 

@@ -36,13 +36,26 @@ __all__ = ["run_plan_file", "serve_directory"]
 _CLAIM_TIMEOUT = 10.0  # seconds a claimed request number may stay empty
 
 
+_PLAN_WAIT = 900.0  # seconds: a build of the host's never takes this long
+
+
 def run_plan_file(plan_path: Path) -> int:
     """Carry out the plan in ``plan_path`` (waiting for it); 0 when every step succeeded."""
     workdir = plan_path.parent
     if not plan_path.exists():
         _warm_up()
         print(EVENT_PREFIX + json.dumps({"step": READY, "ok": True}), flush=True)
+        # The host writes the plan once its build is done. A host that went
+        # away before (a refused check, Ctrl-C in an unlucky instant, SIGKILL)
+        # removed the directory or left it for good: the guest powers off then,
+        # rather than waiting for a plan that never comes.
+        deadline = time.monotonic() + _PLAN_WAIT
+        n = 0
         while not plan_path.exists():
+            n += 1
+            if time.monotonic() > deadline or (n % 25 == 0 and not workdir.is_dir()):
+                print("kfunc agent: no plan came, the host went away: powering off", flush=True)
+                return 1
             time.sleep(0.02)
     with (workdir / "events.jsonl").open("a") as out:
 
