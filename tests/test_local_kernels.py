@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,8 +314,15 @@ def test_host_plan_unloads_when_interrupted(tmp_path: Path) -> None:
         {"op": "bpf_unload", "always": True},
     ]
     events: list[dict[str, object]] = []
-    with pytest.raises(KeyboardInterrupt):
-        run_plan({"steps": steps}, tmp_path, events.append)
+    # Python raises KeyboardInterrupt only where SIGINT was not ignored when it
+    # started; a run started in the background by a script (`cmd &`) inherits
+    # it ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_plan({"steps": steps}, tmp_path, events.append)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "kfunc_onhost_xdp" in seen.read_text()  # it was loaded ...
     after = subprocess.run(show.split(), capture_output=True, text=True, check=False)
     assert "kfunc_onhost_xdp" not in after.stdout  # ... and is gone
