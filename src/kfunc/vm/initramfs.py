@@ -42,7 +42,7 @@ from kfunc.cache import file_identity
 from kfunc.errors import KfuncError, MissingToolError
 from kfunc.vm.port import AGENT_IMPORTS
 
-__all__ = ["build_initramfs", "inputs_key", "python_path", "with_modules"]
+__all__ = ["archive_path", "build_initramfs", "inputs_key", "python_path", "with_modules"]
 
 BUSYBOX = "/bin/busybox"
 _SKIP_DIRS = {"__pycache__", "test", "tests", "idle_test"}
@@ -272,11 +272,16 @@ def _write(
     cpio.close()
 
 
+def archive_path(directory: Path) -> Path:
+    """Where :func:`build_initramfs` keeps the archive for the host as it is now."""
+    return directory / f"root-{inputs_key()[:16]}.cpio"
+
+
 def build_initramfs(directory: Path) -> Path:
     """The archive for the host as it is now: cached in ``directory`` by :func:`inputs_key`."""
     if not os.path.exists(BUSYBOX):
         raise MissingToolError("busybox", "busybox-static")
-    out = directory / f"root-{inputs_key()[:16]}.cpio"
+    out = archive_path(directory)
     if out.exists():
         return out
     tmp = out.with_name(f".{out.name}.{os.getpid()}")

@@ -33,7 +33,7 @@ from kfunc.kernels.target import Kernel
 from kfunc.procgroup import stop_group
 from kfunc.vm.accel import probe_accel
 from kfunc.vm.guest import ConsoleLine, panic_error, shows_panic
-from kfunc.vm.initramfs import build_initramfs, inputs_key, with_modules
+from kfunc.vm.initramfs import archive_path, build_initramfs, with_modules
 from kfunc.vm.port import PortClient
 from kfunc.vm.protocol import EVENT_PREFIX, Event, decode_op
 
@@ -150,15 +150,14 @@ def kernel_initramfs(kernel: Kernel, directory: Path, *, make: bool = True) -> P
     :func:`boot_modules` where it has any. ``make=False``: only where it is
     (or would be), without making it."""
     modules = boot_modules(kernel)
-    shared = directory / f"root-{inputs_key()[:16]}.cpio"
-    out = directory / f"{shared.stem}-{kernel.release}.cpio" if modules else shared
-    if not make:
-        return out
-    shared = build_initramfs(directory)
+    shared = build_initramfs(directory) if make else archive_path(directory)
     if not modules:
         return shared
+    out = shared.with_name(f"{shared.stem}-{kernel.release}.cpio")
+    if not make:
+        return out
     named = [
-        (f"{i:02d}-{p.name.split('.ko')[0]}.ko", _module_bytes(p)) for i, p in enumerate(modules)
+        (f"{i:02d}-{_module_name(ko.name)}.ko", _module_bytes(ko)) for i, ko in enumerate(modules)
     ]
     return with_modules(shared, named, out)
 
