@@ -14,10 +14,14 @@ deps:
 demo: deps
 	kfunc run examples/hello --kernel $(KERNEL)
 
-## The whole suite: lint, unit, host BPF, and VM tests, one worker per core
-## (pytest-xdist; a file's tests stay on one worker, with its fixtures).
+## The whole suite: lint, unit, host BPF, and VM tests, on every core
+## (pytest-xdist; a file's tests stay on one worker, with its fixtures; see
+## tests/conftest.py). One worker more than cores: from nothing, a worker
+## spends much of its time waiting on Debian's mirrors, or on another worker
+## fetching the kernel it needs.
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: deps lint
-	pytest -n auto --dist loadfile
+	pytest -n $(WORKERS) --dist loadfile
 
 ## A kernel tree built from Debian's linux-source-6.12 (tinyconfig + what kfunc
 ## needs) into kfunc's cache, once, then the tests that use it (`make test`

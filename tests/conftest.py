@@ -197,22 +197,46 @@ def tutorial_repo(dest: Path) -> Path:
     return dest
 
 
-# The files whose tests take longest (warm, one worker: seconds), first: with
-# `pytest -n --dist loadfile` a worker takes a whole file, in collection
-# order, and the CI workflow's job (alphabetically last) would otherwise
-# start when the other worker has nothing left to do.
+# How `make test` (`pytest -n auto --dist loadfile`) shares the suite out.
+# A worker takes a whole file, with its module fixtures, except the files
+# below, whose tests are independent boots (a kernel each) and go one by one.
+# The work goes out in this order: the files whose tests take longest first
+# (from nothing, on two workers: seconds), so that none of them starts when
+# the other worker has nothing left to do. xdist would otherwise order the
+# files by their number of tests (its --loadscope-reorder, on by default),
+# which puts the longest ones last.
+_ONE_BY_ONE = ("test_matrix.py",)
 _HEAVIEST_FIRST = (
-    "test_workflow.py",  # 135
-    "test_faults.py",  # 125
-    "test_matrix.py",  # 104
-    "test_verifier_vm.py",  # 90
-    "test_verifier_selftests_vm.py",  # 88
-    "test_upstream_selftests.py",  # 88
-    "test_bad_input.py",  # 77
-    "test_survey_real.py",  # 44
+    "test_matrix.py",  # 228, four kernels: 7.2 fetches its kernel and a sid root filesystem
+    "test_workflow.py",  # 162
+    "test_verifier_corpus.py",  # 100
+    "test_faults.py",  # 97
+    "test_upstream_selftests.py",  # 90
+    "test_seed.py",  # 90
+    "test_bad_input.py",  # 89
+    "test_inventory.py",  # 76
+    "test_verifier.py",  # 68
+    "test_verifier_vm.py",  # 68
+    "test_verifier_selftests_vm.py",  # 61
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(_HEAVIEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile``, with the files of ``_ONE_BY_ONE`` split into their tests
+    and the work sent out in collection order (``_HEAVIEST_FIRST``)."""
+    if config.getoption("dist") != "loadfile":
+        return None  # xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path.rsplit("/", 1)[-1] in _ONE_BY_ONE else path
+
+    config.option.loadscopereorder = False
+    return Scheduling(config, log)  # type: ignore[arg-type]
