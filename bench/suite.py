@@ -119,6 +119,7 @@ def main() -> int:
             sys.exit(f"bench/suite.py: no revision {rev!r} here: {out.stderr.strip()}")
         revisions.append(out.stdout.strip())
     workdir = Path(tempfile.mkdtemp(prefix="kfunc-suite-"))
+    workdir.chmod(0o755)  # test_faults runs kfunc as nobody, from the clone's venv
     results = []
     try:
         for rev in revisions:
