@@ -197,7 +197,7 @@ def tutorial_repo(dest: Path) -> Path:
     return dest
 
 
-# How `make test` (`pytest -n auto --dist loadfile`) shares the suite out.
+# How `make test` (`pytest -n <cores + 1> --dist loadfile`) shares the suite out.
 # A worker takes a whole file, with its module fixtures, except the files
 # below, whose tests are independent boots (a kernel each) and go one by one.
 # The work goes out in this order: the files whose tests take longest first
